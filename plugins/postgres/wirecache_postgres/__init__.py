@@ -1,0 +1,1 @@
+"""The postgres dialect plugin for wirecache."""
