@@ -1,0 +1,39 @@
+"""The public plugin API: everything a dialect or policy plugin may import.
+
+First-party plugins import only from here, exactly as a third party writing
+``wirecache-clickhouse`` would. If a plugin needs something that is not here,
+add it here rather than reaching into a core module.
+"""
+
+from wirecache.cache.cache import Cache, Fill
+from wirecache.cache.events import CacheEvent, CacheOutcome
+from wirecache.cache.keys import request_key, session_digest
+from wirecache.classify import (
+    CATALOG,
+    Classification,
+    ClassifierRules,
+    StatementKind,
+    TxEffect,
+)
+from wirecache.connection import Connection
+from wirecache.dialect import Dialect
+from wirecache.errors import OriginUnavailable
+from wirecache.hookspecs import hookimpl
+
+__all__ = [
+    "CATALOG",
+    "Cache",
+    "CacheEvent",
+    "CacheOutcome",
+    "Classification",
+    "ClassifierRules",
+    "Connection",
+    "Dialect",
+    "Fill",
+    "OriginUnavailable",
+    "StatementKind",
+    "TxEffect",
+    "hookimpl",
+    "request_key",
+    "session_digest",
+]

@@ -1,0 +1,214 @@
+"""One cache at run time: its configuration, classifier, entries, versions and stats.
+
+This is the object dialect plugins drive for every statement:
+
+* ``classify(text)`` (memoised) says whether a statement is a cacheable read
+  and what it writes;
+* ``lookup(key, stmt)`` answers a hit or returns ``None``;
+* ``begin_fill(key, stmt, database)`` snapshots the table versions before the
+  statement goes to the origin, collects the response bytes and stores them
+  if the response was clean, complete and within the size cap;
+* ``invalidate(database, tables)`` is called after the origin acknowledged a
+  write, before the client sees the acknowledgement.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import structlog
+
+from wirecache.cache.events import CacheEvent, CacheOutcome
+from wirecache.cache.store import Entry, EntryStore
+from wirecache.cache.versions import VersionStore
+from wirecache.classify import Classification, Classifier, ClassifierRules
+from wirecache.config import CacheConfig
+from wirecache.stats import CacheStats, TemplateStats
+
+log = structlog.get_logger("wirecache.cache")
+
+
+class Fill:
+    """Response bytes being collected for one miss.
+
+    Stops collecting (and will not store) once the response outgrows the
+    cache's ``max_entry_bytes``: the response is still relayed, just not kept.
+    """
+
+    __slots__ = (
+        "key",
+        "stmt",
+        "database",
+        "tables",
+        "versions",
+        "started",
+        "parts",
+        "size",
+        "limit",
+    )
+
+    def __init__(
+        self, key: bytes, stmt: Classification, database: str, versions: tuple[int, ...],
+        tables: tuple[str, ...], limit: int,
+    ) -> None:  # fmt: skip
+        self.key = key
+        self.stmt = stmt
+        self.database = database
+        self.tables = tables
+        self.versions = versions
+        self.started = time.perf_counter()
+        self.parts: list[bytes] | None = []
+        self.size = 0
+        self.limit = limit
+
+    def add(self, data: bytes) -> None:
+        """Append relayed bytes; gives up silently past the size cap."""
+        if self.parts is None:
+            return
+        self.size += len(data)
+        if self.size > self.limit:
+            self.parts = None
+        else:
+            self.parts.append(bytes(data))
+
+    @property
+    def overflowed(self) -> bool:
+        return self.parts is None
+
+
+class Cache:
+    """The run-time state of one configured cache."""
+
+    def __init__(
+        self,
+        config: CacheConfig,
+        rules: ClassifierRules,
+        directory: Path,
+        *,
+        cacheable_hook: Callable[..., list[bool | None]],
+        ttl_hook: Callable[..., float | None],
+        invalidated_hook: Callable[..., object] | None,
+        event_hook: Callable[..., object] | None,
+        shared_versions: bool = False,
+    ) -> None:
+        self.id = config.id
+        self.config = config
+        self.origin = config.origin
+        self.stats = CacheStats()
+        self._cacheable_hook = cacheable_hook
+        self._ttl_hook = ttl_hook
+        self._invalidated_hook = invalidated_hook
+        self._event_hook = event_hook
+        self.classifier = Classifier(rules, policy=self._policy)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.entries = EntryStore(directory / "entries", config.memory_budget, config.disk_budget)
+        self.versions = VersionStore(directory / "versions", shared=shared_versions)
+        self._log = log.bind(cache=self.id, origin=str(self.origin))
+
+    # -- policy, once per statement text ----------------------------------
+
+    def _policy(self, stmt: Classification) -> Classification:
+        if any(v is False for v in self._cacheable_hook(cache_id=self.id, statement=stmt)):
+            return replace(stmt, cacheable=False, reason="a plugin rule forbids caching")
+        ttl = self._ttl_hook(cache_id=self.id, statement=stmt, default_ttl=self.config.default_ttl)
+        ttl = self.config.default_ttl if ttl is None else float(ttl)
+        if ttl <= 0:
+            return replace(stmt, cacheable=False, ttl=0.0, reason="TTL is 0")
+        return replace(stmt, ttl=ttl)
+
+    def classify(self, text: str | bytes) -> Classification:
+        """Classification of one statement text (memoised; policy applied)."""
+        return self.classifier.classify(text)
+
+    def template_stats(self, stmt: Classification) -> TemplateStats:
+        return self.stats.template(stmt.fingerprint, stmt.template)
+
+    # -- the hot path -----------------------------------------------------
+
+    def lookup(self, key: bytes, stmt: Classification) -> bytes | None:
+        """The stored response for ``key`` if it is still fresh, else ``None``."""
+        started = time.perf_counter()
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        if self.versions.snapshot(entry.database, entry.tables) != entry.versions:
+            self.entries.discard(key)
+            return None
+        stats = self.stats.template(stmt.fingerprint, stmt.template)
+        stats.hits += 1
+        if self._event_hook is not None:
+            self._emit(CacheOutcome.HIT, stmt, time.perf_counter() - started, len(entry.payload))
+        return entry.payload
+
+    def begin_fill(self, key: bytes, stmt: Classification, database: str) -> Fill:
+        """Snapshot versions for a miss *before* it is sent to the origin."""
+        tables = tuple(sorted(stmt.reads))
+        return Fill(
+            key, stmt, database, self.versions.snapshot(database, tables), tables,
+            self.config.max_entry_bytes,
+        )  # fmt: skip
+
+    def finish_fill(self, fill: Fill, ok: bool) -> None:
+        """Store a completed miss when it was clean, complete and within the cap."""
+        elapsed = time.perf_counter() - fill.started
+        stmt = fill.stmt
+        stats = self.stats.template(stmt.fingerprint, stmt.template)
+        stats.misses += 1
+        stats.origin_seconds += elapsed
+        reason = ""
+        if not ok:
+            reason = "error or incomplete response"
+        elif fill.overflowed:
+            reason = "larger than max_entry_bytes"
+        elif self.versions.snapshot(fill.database, fill.tables) != fill.versions:
+            reason = "a write committed while the statement ran"
+        if reason:
+            self._log.debug("cache.skip", fingerprint=stmt.fingerprint, reason=reason)
+            if self._event_hook is not None:
+                self._emit(CacheOutcome.SKIP, stmt, elapsed, fill.size, reason)
+            return
+        payload = b"".join(fill.parts or ())
+        self.entries.put(
+            fill.key,
+            Entry(payload, fill.database, fill.tables, fill.versions, time.time() + stmt.ttl,
+                  stmt.fingerprint),
+        )  # fmt: skip
+        stats.stores += 1
+        self._log.debug(
+            "cache.store", fingerprint=stmt.fingerprint, bytes=len(payload),
+            origin_ms=round(elapsed * 1000, 3), ttl=stmt.ttl,
+        )  # fmt: skip
+        if self._event_hook is not None:
+            self._emit(CacheOutcome.STORE, stmt, elapsed, len(payload))
+
+    def invalidate(self, database: str, tables: frozenset[str] | None) -> None:
+        """Bump versions after an acknowledged write (``None``: the whole database)."""
+        self.versions.bump(database, tables)
+        self.stats.invalidations += 1
+        self._log.info(
+            "cache.invalidate", database=database,
+            tables=sorted(tables) if tables is not None else "*",
+        )  # fmt: skip
+        if self._invalidated_hook is not None:
+            self._invalidated_hook(cache_id=self.id, database=database, tables=tables)
+
+    def purge(self) -> None:
+        """Drop every entry of this cache."""
+        self.entries.clear()
+        self._log.info("cache.purge")
+
+    def _emit(
+        self, outcome: CacheOutcome, stmt: Classification, elapsed: float, size: int,
+        reason: str = "",
+    ) -> None:  # fmt: skip
+        assert self._event_hook is not None
+        self._event_hook(
+            event=CacheEvent(self.id, outcome, stmt.fingerprint, elapsed, size, reason)
+        )
+
+    def close(self) -> None:
+        self.entries.close()
+        self.versions.close()

@@ -1,0 +1,415 @@
+"""Statement classification with sqlglot: is this a read we may cache, and what does it write?
+
+The classifier is shared by every dialect; a dialect supplies only its
+:class:`ClassifierRules` (the sqlglot dialect name, its keyword lists and its
+function lists). The rules of DESIGN.md are applied here, once:
+
+* whatever is not fully understood is ``UNKNOWN``: forwarded, never cached,
+  and treated as a write whose targets are unknown (the whole database is
+  invalidated after it), because it might be ``CALL proc()``;
+* a read is cacheable only if it calls no volatile, user-defined or unknown
+  function, takes no row locks, selects into nothing and modifies nothing;
+* a multi-statement text is cacheable only if every statement is a cacheable
+  read, and every write in it invalidates.
+
+sqlglot parses some statements as something else (``SAVEPOINT a`` and
+``DISCARD ALL`` come back as a column alias), so the first keyword of each
+statement is checked before sqlglot sees it.
+
+Parsing costs tens to hundreds of microseconds, so :class:`Classifier` memoises
+results by exact statement text; a cache hit never reaches sqlglot.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.tokens import TokenType
+
+# sqlglot warns on every statement it falls back to parsing as a Command;
+# those are expected here (they classify as UNKNOWN) and must not flood logs.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+#: The pseudo table that stands for the system catalogs: every DDL statement
+#: bumps it, every read of a catalog table depends on it.
+CATALOG = "__catalog__"
+
+#: Longest template text kept for statistics and logs.
+TEMPLATE_LIMIT = 500
+
+
+class StatementKind(enum.Enum):
+    """What a statement does, as far as the cache is concerned."""
+
+    READ = "read"
+    WRITE = "write"
+    DDL = "ddl"
+    TRANSACTION = "transaction"
+    SESSION = "session"
+    UNKNOWN = "unknown"
+    EMPTY = "empty"
+
+
+class TxEffect(enum.Enum):
+    """How a statement changes the transaction state of the session."""
+
+    NONE = "none"
+    BEGIN = "begin"
+    END = "end"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """Everything the cache needs to know about one statement text.
+
+    ``writes`` is ``None`` when the statement may write but its targets cannot
+    be determined (the whole database is then invalidated). Table names are
+    bare, lower-cased relation names: ``public.users`` and ``users`` are the
+    same table to the cache, which can only over-invalidate, never miss a
+    write. ``ttl`` is settled by the cache's policy (plugins and the default
+    TTL); 0 means the statement is not cached.
+    """
+
+    kind: StatementKind
+    cacheable: bool
+    reads: frozenset[str] = frozenset()
+    writes: frozenset[str] | None = frozenset()
+    reason: str = ""
+    changes_session: bool = False
+    tx: TxEffect = TxEffect.NONE
+    fingerprint: str = ""
+    template: str = ""
+    ttl: float = 0.0
+
+    @property
+    def is_write(self) -> bool:
+        """True when acknowledging this statement must invalidate something."""
+        return self.writes is None or bool(self.writes)
+
+
+@dataclass(frozen=True)
+class ClassifierRules:
+    """What a dialect tells the shared classifier.
+
+    Keyword sets hold upper-case first keywords. Function sets hold lower-case
+    names as sqlglot reports them (``exp.Anonymous.name`` for functions it does
+    not model, ``sql_name()`` for those it does).
+    """
+
+    sqlglot_dialect: str
+    #: First keywords of transaction control statements, with their effect.
+    transaction_keywords: dict[str, TxEffect]
+    #: First keywords of statements that change session state (SET, RESET…).
+    session_keywords: frozenset[str]
+    #: First keywords of statements that neither return cacheable rows nor
+    #: change table data (LISTEN, VACUUM, SHOW…): forwarded, nothing invalidated.
+    harmless_keywords: frozenset[str]
+    #: Functions whose result is not a function of the arguments and the
+    #: session (now(), random()…): the statement is not cached, nothing is
+    #: invalidated.
+    volatile_functions: frozenset[str]
+    #: Functions that change session state (set_config…).
+    session_functions: frozenset[str]
+    #: Functions that sqlglot does not model but are known to be
+    #: deterministic for a given session: they keep a read cacheable.
+    deterministic_functions: frozenset[str] = frozenset()
+    #: Schema names whose tables are system catalogs (depend on DDL).
+    catalog_schemas: frozenset[str] = frozenset()
+    #: Table-name prefixes of system catalogs (``pg_``).
+    catalog_prefixes: tuple[str, ...] = ()
+    #: Refines a parsed statement: returns a Classification to use instead of
+    #: the generic one, or None. For dialect quirks (MySQL user variables…).
+    refine: Callable[[exp.Expression, Classification], Classification | None] | None = field(
+        default=None, compare=False
+    )
+
+
+# sqlglot function classes that are volatile in every dialect we know.
+_VOLATILE_CLASSES = frozenset(
+    {
+        "CurrentTimestamp",
+        "CurrentDate",
+        "CurrentTime",
+        "CurrentDatetime",
+        "Rand",
+        "Uuid",
+        "Localtime",
+        "Localtimestamp",
+        "UnixSeconds",
+        "CurrentTimestampLTZ",
+        "SysTimestamp",
+        "UtcTimestamp",
+        "UtcDate",
+        "UtcTime",
+    }
+)
+
+_READ_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Table)
+_WRITE_ROOTS = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.TruncateTable)
+_DDL_ROOTS = (exp.Create, exp.Drop, exp.Alter, exp.Comment, exp.Grant, exp.Revoke)
+_DML_NODES = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
+
+
+def _fingerprint(template: str) -> str:
+    return hashlib.blake2b(template.encode(), digest_size=8).hexdigest()
+
+
+def _unknown(reason: str, *, writes: frozenset[str] | None = None) -> Classification:
+    return Classification(
+        StatementKind.UNKNOWN, False, writes=writes, reason=reason, changes_session=True
+    )
+
+
+class Classifier:
+    """Classifies statement texts of one dialect, memoised by exact text.
+
+    ``policy`` is applied to every fresh cacheable classification (it settles
+    the TTL and may forbid caching); it runs once per distinct text, which is
+    how plugin policy hooks stay off the hot path.
+    """
+
+    def __init__(
+        self,
+        rules: ClassifierRules,
+        policy: Callable[[Classification], Classification] | None = None,
+        memo_size: int = 10_000,
+    ) -> None:
+        self.rules = rules
+        self._policy = policy
+        self._memo: OrderedDict[str | bytes, Classification] = OrderedDict()
+        self._memo_size = memo_size
+        self._dialect = sqlglot.Dialect.get_or_raise(rules.sqlglot_dialect)
+
+    def classify(self, text: str | bytes) -> Classification:
+        """Classify ``text`` (a str, or UTF-8 bytes as they came off the wire)."""
+        memo = self._memo
+        found = memo.get(text)
+        if found is not None:
+            memo.move_to_end(text)
+            return found
+        sql = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        result = self.classify_uncached(sql)
+        if result.cacheable and self._policy is not None:
+            result = self._policy(result)
+        memo[text] = result
+        if len(memo) > self._memo_size:
+            memo.popitem(last=False)
+        return result
+
+    # -- the rules ---------------------------------------------------------
+
+    def classify_uncached(self, sql: str) -> Classification:
+        """Classify without the memo or the policy (for tests and tools)."""
+        try:
+            parts = self._split(sql)
+        except SqlglotError as e:
+            return _unknown(f"cannot tokenize: {e}")
+        parts = [p for p in parts if p.strip()]
+        if not parts:
+            return Classification(StatementKind.EMPTY, False, reason="empty statement")
+        results = [self._classify_one(p) for p in parts]
+        return results[0] if len(results) == 1 else self._combine(results)
+
+    def _split(self, sql: str) -> list[str]:
+        """Split on top-level semicolons using the dialect's own tokenizer."""
+        tokens = self._dialect.tokenize(sql)
+        parts, start = [], 0
+        for tok in tokens:
+            if tok.token_type == TokenType.SEMICOLON:
+                parts.append(sql[start : tok.start])
+                start = tok.end + 1
+        parts.append(sql[start:])
+        return parts
+
+    def _classify_one(self, sql: str) -> Classification:
+        rules = self.rules
+        first = _first_keyword(sql)
+        if first in rules.transaction_keywords:
+            return Classification(
+                StatementKind.TRANSACTION,
+                False,
+                reason="transaction control",
+                tx=rules.transaction_keywords[first],
+            )
+        if first in rules.session_keywords:
+            return Classification(
+                StatementKind.SESSION, False, reason="session statement", changes_session=True
+            )
+        if first in rules.harmless_keywords:
+            return Classification(StatementKind.UNKNOWN, False, reason=f"{first} is not cached")
+        try:
+            tree = sqlglot.parse_one(sql, dialect=self._dialect)
+        except SqlglotError as e:
+            return _unknown(f"cannot parse: {str(e)[:200]}")
+        if tree is None:
+            return Classification(StatementKind.EMPTY, False, reason="empty statement")
+        result = self._classify_tree(tree)
+        if rules.refine is not None:
+            refined = rules.refine(tree, result)
+            if refined is not None:
+                result = refined
+        if result.kind is StatementKind.READ and not result.template:
+            template = _template(tree, self._dialect)
+            result = replace(result, template=template, fingerprint=_fingerprint(template))
+        return result
+
+    def _classify_tree(self, tree: exp.Expression) -> Classification:
+        if isinstance(tree, exp.Command):
+            return _unknown(f"{tree.name.upper() or 'command'} is not understood")
+        if isinstance(tree, _DDL_ROOTS):
+            tables = self._tables(tree)
+            return Classification(
+                StatementKind.DDL,
+                False,
+                writes=(tables | {CATALOG}) if tables else None,
+                reason="DDL",
+                changes_session=isinstance(tree, exp.Create) and _is_temporary(tree),
+            )
+        if isinstance(tree, _WRITE_ROOTS):
+            return Classification(
+                StatementKind.WRITE,
+                False,
+                reads=self._tables(tree),
+                writes=self._tables(tree) or None,
+                reason="write",
+            )
+        if isinstance(tree, _READ_ROOTS):
+            return self._classify_read(tree)
+        return _unknown(f"{type(tree).__name__} is not understood")
+
+    def _classify_read(self, tree: exp.Expression) -> Classification:
+        tables = self._tables(tree)
+        if any(tree.find_all(*_DML_NODES)):
+            return Classification(
+                StatementKind.WRITE,
+                False,
+                reads=tables,
+                writes=tables or None,
+                reason="data-modifying CTE",
+            )
+        for select in tree.find_all(exp.Select):
+            if select.args.get("into") is not None:
+                return Classification(
+                    StatementKind.WRITE, False, reads=tables, writes=None, reason="SELECT … INTO"
+                )
+            if select.args.get("locks"):
+                return Classification(
+                    StatementKind.READ, False, reads=tables, reason="row locks (FOR UPDATE/SHARE)"
+                )
+        verdict = self._functions_verdict(tree)
+        if verdict is not None:
+            return replace(verdict, reads=tables)
+        return Classification(StatementKind.READ, True, reads=tables)
+
+    def _functions_verdict(self, tree: exp.Expression) -> Classification | None:
+        """Return why the functions called make a read uncacheable, or None."""
+        rules = self.rules
+        for func in tree.find_all(exp.Func):
+            if isinstance(func, exp.Anonymous):
+                name = func.name.lower()
+                if name in rules.deterministic_functions:
+                    continue
+            else:
+                name = func.sql_name().lower()
+                if type(func).__name__ not in _VOLATILE_CLASSES and name not in (
+                    rules.volatile_functions | rules.session_functions
+                ):
+                    continue
+            if name in rules.session_functions:
+                return Classification(
+                    StatementKind.UNKNOWN,
+                    False,
+                    reason=f"{name}() changes the session",
+                    changes_session=True,
+                )
+            if name in rules.volatile_functions or type(func).__name__ in _VOLATILE_CLASSES:
+                return Classification(StatementKind.READ, False, reason=f"{name}() is volatile")
+            return _unknown(f"{name}() may have side effects", writes=None)
+        return None
+
+    def _tables(self, tree: exp.Expression) -> frozenset[str]:
+        """Bare lower-case names of the relations ``tree`` touches (CTE names excluded)."""
+        rules = self.rules
+        ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+        names: set[str] = set()
+        for table in tree.find_all(exp.Table):
+            name = table.name.lower()
+            if not name or name in ctes:
+                continue
+            schema = table.db.lower()
+            if schema in rules.catalog_schemas or name.startswith(
+                rules.catalog_prefixes or ("\0",)
+            ):
+                names.add(CATALOG)
+            names.add(name)
+        return frozenset(names)
+
+    def _combine(self, results: list[Classification]) -> Classification:
+        """One classification for a multi-statement text."""
+        cacheable = all(r.cacheable for r in results)
+        writes: frozenset[str] | None = frozenset()
+        for r in results:
+            writes = None if (writes is None or r.writes is None) else writes | r.writes
+        tx = next((r.tx for r in results if r.tx is not TxEffect.NONE), TxEffect.NONE)
+        kinds = {r.kind for r in results}
+        kind = kinds.pop() if len(kinds) == 1 else StatementKind.UNKNOWN
+        reasons = [r.reason for r in results if r.reason]
+        template = "; ".join(r.template for r in results) if cacheable else ""
+        return Classification(
+            kind,
+            cacheable,
+            reads=frozenset().union(*(r.reads for r in results)),
+            writes=writes,
+            reason="; ".join(reasons),
+            changes_session=any(r.changes_session for r in results),
+            tx=tx,
+            fingerprint=_fingerprint(template) if cacheable else "",
+            template=template[:TEMPLATE_LIMIT],
+        )
+
+
+def _first_keyword(sql: str) -> str:
+    """The first word of a statement, upper-cased, skipping comments and parentheses."""
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c.isspace() or c == "(":
+            i += 1
+        elif sql.startswith("--", i):
+            j = sql.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+        else:
+            break
+    j = i
+    while j < n and (sql[j].isalnum() or sql[j] == "_"):
+        j += 1
+    return sql[i:j].upper()
+
+
+def _is_temporary(tree: exp.Expression) -> bool:
+    props = tree.args.get("properties")
+    return bool(props and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions))
+
+
+def _template(tree: exp.Expression, dialect: sqlglot.Dialect) -> str:
+    """The statement with literals replaced by ``?``: the key of per-template statistics."""
+
+    def strip(node: exp.Expression) -> exp.Expression:
+        return exp.Placeholder() if isinstance(node, exp.Literal) else node
+
+    try:
+        return tree.transform(strip).sql(dialect=dialect)[:TEMPLATE_LIMIT]
+    except SqlglotError:
+        return tree.sql(dialect=dialect)[:TEMPLATE_LIMIT]

@@ -1,0 +1,159 @@
+"""The ``wirecache`` command: serve, plugins, check-config, bench."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+import trio
+
+from wirecache import __version__, logs
+from wirecache.config import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    CacheConfig,
+    ConfigError,
+    ServerConfig,
+    default_cache_dir,
+    load,
+    parse_address,
+)
+from wirecache.plugins import Plugins
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wirecache", description="A caching proxy for SQL databases."
+    )
+    parser.add_argument("--version", action="version", version=f"wirecache {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the proxy",
+        description="Run the proxy. Without --config, one cache named 'default' proxies "
+        "--listen to --origin.",
+    )
+    serve.add_argument("--config", type=Path, help="TOML configuration file (see README)")
+    serve.add_argument(
+        "--listen", help="HOST:PORT to listen on (default 127.0.0.1:6432 for postgres)"
+    )
+    serve.add_argument("--origin", help="HOST:PORT of the origin database (default 127.0.0.1:5432)")
+    serve.add_argument("--dialect", default=None, help="dialect plugin to use (default postgres)")
+    serve.add_argument("--cache-id", default="default", help="id of the cache (default 'default')")
+    serve.add_argument(
+        "--origin-tls",
+        choices=("disable", "prefer", "require", "verify-full"),
+        help="TLS toward the origin (default disable)",
+    )
+    serve.add_argument(
+        "--cache-dir", type=Path, help=f"L2 directory (default {default_cache_dir()})"
+    )
+    serve.add_argument("--log-format", choices=LOG_FORMATS, help="console (default) or json")
+    serve.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
+
+    sub.add_parser("plugins", help="list the discovered plugins and their versions")
+
+    check = sub.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", type=Path)
+
+    from wirecache import bench
+
+    bench_parser = sub.add_parser("bench", help="run a benchmark scenario against targets")
+    bench.add_arguments(bench_parser)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, plugins: Plugins) -> ServerConfig:
+    """The configuration ``serve`` runs with: the file, overridden by flags, or flags alone."""
+    ports = plugins.dialect_ports()
+    if args.config:
+        config = load(args.config, ports)
+        if args.listen or args.origin or args.dialect or args.origin_tls:
+            raise ConfigError(
+                "--listen, --origin, --dialect and --origin-tls configure a single cache; "
+                "with --config, set them in the file"
+            )
+    else:
+        dialect = args.dialect or "postgres"
+        if dialect not in ports:
+            known = ", ".join(sorted(ports)) or "none installed"
+            raise ConfigError(f"--dialect: unknown dialect {dialect!r}; installed: {known}")
+        origin_port, listen_port = ports[dialect]
+        cache = CacheConfig(
+            id=args.cache_id,
+            dialect=dialect,
+            origin=parse_address(
+                args.origin or f"127.0.0.1:{origin_port}", "--origin", origin_port
+            ),
+            listen=parse_address(args.listen or f"127.0.0.1:{listen_port}", "--listen"),
+            origin_tls=args.origin_tls or "disable",
+            default=True,
+        )
+        config = ServerConfig(caches=(cache,))
+    overrides = {}
+    if args.cache_dir:
+        overrides["cache_dir"] = args.cache_dir
+    if args.log_format:
+        overrides["log_format"] = args.log_format
+    if args.log_level:
+        overrides["log_level"] = args.log_level
+    if overrides:
+        config = ServerConfig(**{**config.__dict__, **overrides})
+    return config
+
+
+async def serve(config: ServerConfig, plugins: Plugins) -> None:
+    """Run the server until SIGINT or SIGTERM, then drain and stop."""
+    from wirecache.server import Server
+
+    server = Server(config, plugins)
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            await nursery.start(server.run)
+
+            async def watch() -> None:
+                async for _ in signals:
+                    server.shutdown()
+                    return
+
+            nursery.start_soon(watch)
+            await server.draining.wait()
+        # server.run returns once every session ended or the grace period cut them off.
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "bench":
+        from wirecache import bench
+
+        return bench.run(args)
+    plugins = Plugins()
+    if args.command == "plugins":
+        for info in plugins.info():
+            dialects = f"  dialects: {', '.join(info.dialects)}" if info.dialects else ""
+            print(f"{info.distribution} {info.version}  ({info.name}){dialects}")
+        return 0
+    if args.command == "check-config":
+        try:
+            config = load(args.file, plugins.dialect_ports())
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        for cache in config.caches:
+            print(f"ok: cache {cache.id} ({cache.dialect}) {cache.listen} -> {cache.origin}")
+        return 0
+    try:
+        config = config_from_args(args, plugins)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    logs.configure(config.log_format, config.log_level)
+    try:
+        trio.run(serve, config, plugins)
+    except OSError as e:
+        print(f"error: cannot listen: {e}", file=sys.stderr)
+        return 1
+    return 0

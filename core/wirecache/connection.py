@@ -1,0 +1,133 @@
+"""The per-connection view of the core that a dialect works with."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import ssl
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import structlog
+import trio
+
+from wirecache.errors import OriginUnavailable
+from wirecache.streams import PrefixedStream
+
+if TYPE_CHECKING:
+    from wirecache.cache.cache import Cache
+    from wirecache.server import Listener, Server
+
+_ids = itertools.count(1)
+
+#: How long connecting to the origin may take before the client is told.
+ORIGIN_CONNECT_TIMEOUT = 10.0
+
+
+class Connection:
+    """One accepted client connection: routing, origin access, TLS, draining, logging."""
+
+    def __init__(self, server: Server, listener: Listener, peer: str) -> None:
+        self.server = server
+        self.listener = listener
+        self.id = next(_ids)
+        self.peer = peer
+        self.log = structlog.get_logger("wirecache.conn").bind(conn=self.id, peer=peer)
+        self._idle_scope: trio.CancelScope | None = None
+
+    # -- routing ----------------------------------------------------------
+
+    @property
+    def default_cache(self) -> Cache:
+        return self.listener.caches[0]
+
+    def resolve(self, cache_id: str | None) -> Cache | None:
+        """The cache named ``cache_id`` on this listener (case-insensitive), or the default."""
+        if not cache_id:
+            return self.default_cache
+        return self.listener.by_id.get(cache_id.lower())
+
+    def known_cache_ids(self) -> list[str]:
+        return [c.id for c in self.listener.caches]
+
+    # -- TLS --------------------------------------------------------------
+
+    @property
+    def client_tls(self) -> ssl.SSLContext:
+        """The context that terminates TLS from clients on this listener."""
+        return self.listener.tls
+
+    async def start_client_tls(
+        self, client: trio.abc.Stream, already_read: bytes = b""
+    ) -> trio.SSLStream:
+        """Wrap the client leg in TLS; ``already_read`` feeds bytes read past the TLS request."""
+        inner = PrefixedStream(client, already_read) if already_read else client
+        stream = trio.SSLStream(inner, self.client_tls, server_side=True)
+        await stream.do_handshake()
+        return stream
+
+    def origin_tls(self, cache: Cache) -> ssl.SSLContext | None:
+        """The client context for the origin leg of ``cache``, or None when TLS is disabled."""
+        return self.server.origin_contexts[cache.id]
+
+    async def start_origin_tls(self, origin: trio.abc.Stream, cache: Cache) -> trio.SSLStream:
+        ctx = self.origin_tls(cache)
+        assert ctx is not None
+        stream = trio.SSLStream(origin, ctx, server_hostname=cache.origin.host)
+        try:
+            await stream.do_handshake()
+        except (trio.BrokenResourceError, ssl.SSLError, OSError) as e:
+            raise OriginUnavailable(cache.id, str(cache.origin), f"TLS failed: {e}") from e
+        return stream
+
+    # -- origin -----------------------------------------------------------
+
+    async def open_origin(self, cache: Cache) -> trio.SocketStream:
+        """Open a TCP connection to the origin of ``cache`` (TLS is the dialect's to start)."""
+        origin = cache.origin
+        try:
+            with trio.fail_after(ORIGIN_CONNECT_TIMEOUT):
+                stream = await trio.open_tcp_stream(origin.host, origin.port)
+        except trio.TooSlowError as e:
+            raise OriginUnavailable(cache.id, str(origin), "the connection timed out") from e
+        except OSError as e:
+            raise OriginUnavailable(cache.id, str(origin), e.strerror or str(e)) from e
+        stream.setsockopt(6, 1, 1)  # TCP_NODELAY: small requests must not wait
+        return stream
+
+    # -- cancel keys ------------------------------------------------------
+
+    def register_cancel_key(self, key: bytes, target: object) -> None:
+        """Remember what a cancel request carrying ``key`` must reach."""
+        self.server.cancel_keys[key] = target
+
+    def forget_cancel_key(self, key: bytes) -> None:
+        self.server.cancel_keys.pop(key, None)
+
+    def cancel_target(self, key: bytes) -> object | None:
+        return self.server.cancel_keys.get(key)
+
+    # -- draining ---------------------------------------------------------
+
+    @property
+    def draining(self) -> bool:
+        return self.server.draining.is_set()
+
+    @contextlib.contextmanager
+    def idle(self) -> Iterator[trio.CancelScope]:
+        """Wrap a wait for the client's next request: it is cancelled when the server drains.
+
+        Statements in flight are not inside ``idle`` and so finish; a session
+        waiting for its client ends as soon as shutdown begins. Check
+        ``scope.cancelled_caught`` after the block.
+        """
+        with trio.CancelScope() as scope:
+            if self.draining:
+                scope.cancel()
+            self._idle_scope = scope
+            self.server.idle_scopes.add(scope)
+            try:
+                yield scope
+            finally:
+                self.server.idle_scopes.discard(scope)
+                self._idle_scope = None
