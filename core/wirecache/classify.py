@@ -282,6 +282,13 @@ class Classifier:
                 writes=self._tables(tree) or None,
                 reason="write",
             )
+        if isinstance(tree, exp.Copy):
+            tables = self._tables(tree)
+            if tree.args.get("kind"):  # COPY … FROM loads rows into the table
+                return Classification(
+                    StatementKind.WRITE, False, writes=tables or None, reason="COPY FROM"
+                )
+            return Classification(StatementKind.READ, False, reads=tables, reason="COPY TO")
         if isinstance(tree, _READ_ROOTS):
             return self._classify_read(tree)
         return _unknown(f"{type(tree).__name__} is not understood")
@@ -407,7 +414,9 @@ def _template(tree: exp.Expression, dialect: sqlglot.Dialect) -> str:
     """The statement with literals replaced by ``?``: the key of per-template statistics."""
 
     def strip(node: exp.Expression) -> exp.Expression:
-        return exp.Placeholder() if isinstance(node, exp.Literal) else node
+        if isinstance(node, exp.Literal) and not isinstance(node.parent, exp.Parameter):
+            return exp.var("?")
+        return node
 
     try:
         return tree.transform(strip).sql(dialect=dialect)[:TEMPLATE_LIMIT]

@@ -23,6 +23,9 @@ from wirecache.plugins import Plugins
 
 log = structlog.get_logger("wirecache.server")
 
+#: Ways a peer can vanish mid-session; they end the connection quietly.
+_DISCONNECTS = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, ConnectionError)
+
 
 @dataclass
 class Listener:
@@ -148,14 +151,10 @@ class Server:
         self._active += 1
         conn.log.info("conn.open", dialect=listener.dialect.name, listen=str(listener.address))
         try:
-            await listener.dialect.serve(stream, conn)
-        except (
-            trio.BrokenResourceError,
-            trio.ClosedResourceError,
-            ssl.SSLError,
-            ConnectionError,
-        ) as e:
-            conn.log.info("conn.broken", error=type(e).__name__)
+            try:
+                await listener.dialect.serve(stream, conn)
+            except* _DISCONNECTS as group:
+                conn.log.info("conn.broken", error=repr(group.exceptions[0]))
         except Exception:
             # A bug in a dialect must cost one connection, never the proxy.
             conn.log.exception("conn.crashed")
