@@ -93,7 +93,9 @@ class PostgresServer:
         """
         if user in self.users:
             params.setdefault("password", self.users[user])
-        return make_conninfo(host=self.host, port=self.port, user=user, dbname=dbname, **params)
+        params.setdefault("host", self.host)
+        params.setdefault("port", self.port)
+        return make_conninfo(user=user, dbname=dbname, **params)
 
     def log_position(self) -> int:
         """Return the current end of the statement log, to pass as ``since``."""
