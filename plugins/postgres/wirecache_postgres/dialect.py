@@ -133,7 +133,7 @@ class PostgresDialect(Dialect):
                 log.info("auth.failed", reason=e.reason)
                 return
             log.info("auth.ok")
-            state = SessionState(cache.id, target.database, target.user)
+            state = SessionState(cache.id, target.database, target.user, target.params)
             key = await self._until_ready(client, origin, conn, cache, state)
             try:
                 await Relay(

@@ -19,15 +19,24 @@ from wirecache.api import Classification, session_digest
 #: application_name is excluded so that clients naming themselves still
 #: share a cache.
 IGNORED_PARAMETERS = frozenset({"application_name"})
+#: Startup parameters already in the key (user, database) or that cannot
+#: change results; every other one (``options=-c search_path=…``, a GUC sent
+#: as a startup parameter) sets session state the origin may never report.
+IGNORED_STARTUP = frozenset({"user", "database", "application_name"})
 
 
 class SessionState:
     """Key material and transaction status of one client session."""
 
-    def __init__(self, cache_id: str, database: str, user: str) -> None:
+    def __init__(
+        self, cache_id: str, database: str, user: str, startup: dict[str, str] | None = None
+    ) -> None:
         self.cache_id = cache_id
         self.database = database
         self.user = user
+        self.startup = sorted(
+            f"startup:{k}={v}" for k, v in (startup or {}).items() if k not in IGNORED_STARTUP
+        )
         self.parameters: dict[str, str] = {}
         self._folded: list[bytes] = []
         #: Transaction status from the last ReadyForQuery: I, T or E.
@@ -41,7 +50,7 @@ class SessionState:
     def _recompute(self) -> None:
         params = sorted((k, v) for k, v in self.parameters.items() if k not in IGNORED_PARAMETERS)
         self.digest = session_digest(
-            "postgres", self.database, self.user,
+            "postgres", self.database, self.user, *self.startup,
             *[f"{k}={v}" for k, v in params], *self._folded,
         )  # fmt: skip
 
