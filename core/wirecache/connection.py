@@ -77,7 +77,10 @@ class Connection:
         try:
             await stream.do_handshake()
         except (trio.BrokenResourceError, ssl.SSLError, OSError) as e:
-            raise OriginUnavailable(cache.id, str(cache.origin), f"TLS failed: {e}") from e
+            # trio reports TLS failures as BrokenResourceError (no message) from the SSLError.
+            cause = e.__cause__ if isinstance(e, trio.BrokenResourceError) and e.__cause__ else e
+            reason = str(cause) or type(cause).__name__
+            raise OriginUnavailable(cache.id, str(cache.origin), f"TLS failed: {reason}") from e
         return stream
 
     # -- origin -----------------------------------------------------------
