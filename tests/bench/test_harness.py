@@ -14,6 +14,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -116,11 +117,10 @@ def test_every_scenario_direct_and_relay(
 def test_modes_clients_warmup_and_far_origin(
     origin: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """All three protocol modes, two client counts, a warm-up, and the origin 4 ms away.
+    """Two protocol modes, two client counts, a warm-up, and the origin 4 ms away.
 
-    The relay target is started on the far address (as a user would point
-    PgBouncer at it) by listing it after the harness printed where that is; here
-    it is simpler to chain a relay to the origin and let both go the same way.
+    The relay target gets its own 4 ms relay to the origin, since its address must
+    be known before the harness creates the far path for direct.
     """
     json_path, html_path = tmp_path / "r.json", tmp_path / "r.html"
     proc, host, port = spawn_relay("127.0.0.1:0", origin.address, delay_ms=4)
@@ -130,13 +130,13 @@ def test_modes_clients_warmup_and_far_origin(
                 "--origin",
                 origin.address,
                 "--scenario",
-                "point-hot,rw-95-5",
+                "point-hot",
                 "--mode",
-                "simple,extended,prepared",
+                "simple,prepared",
                 "--clients",
                 "1,2",
-                "--duration",
-                "1",
+                "--transactions",
+                "30",
                 "--warmup",
                 "1",
                 "--origin-rtt",
@@ -159,8 +159,8 @@ def test_modes_clients_warmup_and_far_origin(
     assert rc == 0, out
     cells = {
         (s, m, c, t)
-        for s in ("point-hot", "rw-95-5")
-        for m in ("simple", "extended", "prepared")
+        for s in ("point-hot",)
+        for m in ("simple", "prepared")
         for c in (1, 2)
         for t in ("direct", "relay")
     }
@@ -206,7 +206,7 @@ async def test_delayed_relay_keeps_order_and_adds_the_delay() -> None:
                 await stream.send_all(data)
 
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(trio.serve_tcp, echo, 0, host="127.0.0.1")
+        listeners = await nursery.start(partial(trio.serve_tcp, echo, 0, host="127.0.0.1"))
         echo_port = listeners[0].socket.getsockname()[1]
         relay_port = await nursery.start(relay.serve, "127.0.0.1", 0, "127.0.0.1", echo_port, 0.03)
         stream = await trio.open_tcp_stream("127.0.0.1", relay_port)

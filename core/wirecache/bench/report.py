@@ -77,8 +77,6 @@ def print_table(console: Console, results: list[Result], meta: dict[str, Any]) -
         table = Table(
             title=f"[bold]{scenario}[/] — {SCENARIOS[scenario].description}",
             title_justify="left",
-            caption=_caption(meta),
-            caption_justify="left",
         )
         for header in HEADERS:
             table.add_column(header, justify="left" if header in ("mode", "target") else "right")
@@ -89,6 +87,7 @@ def print_table(console: Console, results: list[Result], meta: dict[str, Any]) -
             previous = _cell_key(result)
             table.add_row(*_rows(result), style="dim" if result.failed else None)
         console.print(table)
+    console.print(_caption(meta))
 
 
 def _caption(meta: dict[str, Any]) -> str:
