@@ -19,10 +19,13 @@ from wirecache.connection import Connection
 from wirecache.dialect import Dialect
 from wirecache.errors import OriginUnavailable
 from wirecache.hookspecs import hookimpl
+from wirecache.routing import CacheChoice, UnknownCache, choose_cache
+from wirecache.session import SessionKey, TransactionWrites
 
 __all__ = [
     "CATALOG",
     "Cache",
+    "CacheChoice",
     "CacheEvent",
     "CacheOutcome",
     "Classification",
@@ -31,8 +34,12 @@ __all__ = [
     "Dialect",
     "Fill",
     "OriginUnavailable",
+    "SessionKey",
     "StatementKind",
+    "TransactionWrites",
     "TxEffect",
+    "UnknownCache",
+    "choose_cache",
     "hookimpl",
     "request_key",
     "session_digest",
