@@ -87,6 +87,19 @@ class PacketReader:
         """Bytes received but not yet returned as packets."""
         return len(self._buf) - self._pos
 
+    def take_buffered(self) -> bytes:
+        """Remove and return the bytes received past the last packet returned.
+
+        After a client's SSL request these are the start of its TLS
+        handshake, which must be fed to the TLS layer rather than parsed.
+        """
+        if self._parts or self._logical_len:
+            raise ProtocolError("TLS requested in the middle of a split payload")
+        data = bytes(self._buf[self._pos :])
+        self._buf.clear()
+        self._pos = 0
+        return data
+
     def next_packet(self) -> Packet | None:
         """Return the next complete physical packet, or None if more bytes are needed."""
         buf, pos = self._buf, self._pos

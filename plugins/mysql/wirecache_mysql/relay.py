@@ -1,0 +1,410 @@
+"""The authenticated session: one command at a time, answered from the cache or relayed.
+
+MySQL's command phase is strict request/response: a client sends a command
+(sequence id 0) and reads the whole response before the next one. (The
+MariaDB connector sends PREPARE and EXECUTE back to back; they simply wait in
+the receive buffer.) So one loop serves a session, with no FIFO of owed
+responses: read a command, answer it from the cache or forward it, relay the
+origin's packets until :class:`~wirecache_mysql.messages.ResultReader` says
+the response is complete, then settle the cache.
+
+* COM_QUERY and COM_STMT_EXECUTE of cacheable reads are looked up under the
+  session digest plus the statement (and, for EXECUTE, the parameter types
+  and values); a hit is the stored packets, renumbered for this request.
+* A miss snapshots table versions before the command goes out; the response
+  is stored only when it is clean (no ERR, no warnings, no LOCAL INFILE, no
+  cursor, no session change) and the session was outside a transaction
+  before and after.
+* A write invalidates when the origin's OK (or ERR: part of it may have run)
+  arrives, before that packet is forwarded; a transaction's writes are
+  invalidated again when the status flags say it ended.
+* Responses are forwarded as they arrive, in batches of at most one socket
+  read, so a large result never sits whole in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+
+import trio
+from wirecache.api import Cache, Classification, Connection, Fill, StatementKind, request_key
+
+from wirecache_mysql import auth
+from wirecache_mysql import messages as m
+from wirecache_mysql.packets import Packet, ProtocolError, build_packet, resequence
+from wirecache_mysql.routing import RoutingError, route
+from wirecache_mysql.state import Prepared, SessionState
+from wirecache_mysql.wire import PacketStream, PeerClosed
+
+#: Table versions of MySQL caches live in one namespace for the whole origin
+#: server: a table can be written as ``db.t`` from any current database, and
+#: the classifier reports bare names, so ``app.t`` and ``other.t`` share a
+#: counter. That can only over-invalidate.
+NAMESPACE = "*"
+#: Forward the bytes collected so far once this many are waiting.
+FLUSH_BYTES = 256 * 1024
+#: ER_UNKNOWN_COM_ERROR.
+ER_UNKNOWN_COM = 1047
+#: ER_NET_PACKETS_OUT_OF_ORDER / a malformed packet.
+ER_MALFORMED = 1835
+STMT_ID_LAST = 0xFFFFFFFF
+
+#: A command whose meaning wirecache cannot see: invalidates everything.
+UNKNOWN = Classification(StatementKind.UNKNOWN, False, writes=None, changes_session=True,
+                         reason="not understood")  # fmt: skip
+HARMLESS = Classification(StatementKind.UNKNOWN, False, reason="not a statement")
+
+#: Commands relayed as they are, with a response the ResultReader follows.
+_PLAIN = frozenset(
+    {m.COM_PING, m.COM_STATISTICS, m.COM_FIELD_LIST, m.COM_PROCESS_KILL, m.COM_DEBUG,
+     m.COM_STMT_RESET, m.COM_STMT_FETCH, m.COM_SLEEP}
+)  # fmt: skip
+#: Responses whose ResultReader status flags are not the session's.
+_NO_STATUS = frozenset({m.COM_STMT_PREPARE, m.COM_STATISTICS})
+#: Status flags that forbid storing a response.
+_SPOIL_STATUS = m.SERVER_STATUS_IN_TRANS | m.SERVER_SESSION_STATE_CHANGED
+
+
+class SessionEnded(Exception):
+    """The session must end (QUIT, failed re-authentication)."""
+
+
+class Relay:
+    """One authenticated session between a client and its origin connection."""
+
+    def __init__(
+        self, conn: Connection, cache: Cache, state: SessionState, client: PacketStream,
+        origin: PacketStream, *, client_tls: bool, origin_tls: bool, default_plugin: bytes,
+    ) -> None:  # fmt: skip
+        self.conn = conn
+        self.cache = cache
+        self.state = state
+        self.client = client
+        self.origin = origin
+        self.client_tls = client_tls
+        self.origin_tls = origin_tls
+        self.default_plugin = default_plugin
+        self.caps = state.capabilities
+        self.mcaps = state.mariadb_capabilities
+        self.log = conn.log.bind(cache=cache.id)
+        self._uploaded = False
+
+    async def run(self) -> None:
+        """Serve commands until the client quits or either side closes."""
+        try:
+            while True:
+                packet = None
+                with self.conn.idle():
+                    packet = await self.client.packet()
+                if packet is None:  # the server is draining
+                    return
+                await self._command(packet)
+        except (PeerClosed, SessionEnded):
+            return
+        except ProtocolError as e:
+            # Bad client input (origin trouble is reported where it is read).
+            self.log.info("conn.protocol_error", side="client", error=str(e))
+            await self._try_send_client(
+                m.err_packet(1, ER_MALFORMED, "08S01", f"wirecache: malformed packet: {e}")
+            )
+
+    async def _try_send_client(self, data: bytes) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            await self.client.send(data)
+
+    # -- commands -------------------------------------------------------------
+
+    async def _command(self, packet: Packet) -> None:
+        payload = packet.payload
+        if not payload:
+            raise ProtocolError("empty command packet")
+        command = payload[0]
+        if packet.continued:
+            await self._large_command(packet)
+        elif command == m.COM_QUERY:
+            await self._query(packet)
+        elif command == m.COM_STMT_EXECUTE:
+            await self._execute(packet)
+        elif command == m.COM_STMT_PREPARE:
+            await self._prepare(packet)
+        elif command == m.COM_QUIT:
+            await self.origin.send(packet.raw)
+            raise SessionEnded()
+        elif command == m.COM_STMT_CLOSE:
+            if len(payload) >= 5:
+                self.state.prepared.pop(struct.unpack_from("<I", payload, 1)[0], None)
+            await self.origin.send(packet.raw)
+        elif command == m.COM_STMT_SEND_LONG_DATA:
+            if len(payload) >= 5 and (p := self._prepared(payload)) is not None:
+                p.long_data = True
+            await self.origin.send(packet.raw)
+        elif command == m.COM_INIT_DB:
+            reader = await self._forward(packet, HARMLESS)
+            if reader.error is None:
+                self.state.set_database(payload[1:].decode("utf-8", "surrogateescape"))
+        elif command == m.COM_SET_OPTION:
+            self.state.option_set(payload)
+            await self._forward(packet, HARMLESS)
+        elif command == m.COM_RESET_CONNECTION:
+            reader = await self._forward(packet, HARMLESS)
+            if reader.error is None:
+                self.state.reset()
+        elif command == m.COM_CHANGE_USER:
+            await self._change_user(packet)
+        elif command in _PLAIN:
+            if command == m.COM_STMT_RESET and (p := self._prepared(payload)) is not None:
+                p.long_data = False
+            await self._forward(packet, HARMLESS)
+        else:
+            self.log.info("command.unsupported", command=command)
+            await self.client.send(
+                m.err_packet(packet.seq + 1, ER_UNKNOWN_COM, "08S01",
+                             f"wirecache does not relay command 0x{command:02X}")
+            )  # fmt: skip
+
+    def _prepared(self, payload: bytes) -> Prepared | None:
+        stmt_id = struct.unpack_from("<I", payload, 1)[0]
+        if stmt_id == STMT_ID_LAST and self.state.last_prepared is not None:
+            stmt_id = self.state.last_prepared
+        return self.state.prepared.get(stmt_id)
+
+    async def _query(self, packet: Packet) -> None:
+        text = packet.payload[1:]
+        cache, state = self.cache, self.state
+        stmt = cache.classify(text)
+        fill = None
+        if stmt.cacheable and state.idle:
+            key = request_key(state.digest, b"Q", text)
+            if await self._hit(key, stmt, packet.seq):
+                return
+            fill = cache.begin_fill(key, stmt, NAMESPACE)
+        state.statement_sent(text, stmt)
+        await self._forward(packet, stmt, fill)
+
+    async def _execute(self, packet: Packet) -> None:
+        payload = packet.payload
+        if len(payload) < 10:
+            raise ProtocolError("COM_STMT_EXECUTE shorter than 10 bytes")
+        prepared = self._prepared(payload)
+        if prepared is None:
+            await self._forward(packet, UNKNOWN)
+            return
+        stmt = prepared.stmt
+        fill = None
+        try:
+            execute = m.ComStmtExecute.parse(
+                payload, prepared.num_params, self.caps, prepared.param_types
+            )
+        except ProtocolError:
+            execute = None  # the origin will say what is wrong
+        if execute is not None and execute.new_params_bound:
+            prepared.param_types = execute.param_types
+        cacheable = (
+            stmt.cacheable and execute is not None and not prepared.long_data
+            and not execute.flags & m.CURSOR_TYPE_READ_ONLY and self.state.idle
+        )  # fmt: skip
+        if cacheable:
+            assert execute is not None
+            key = request_key(
+                self.state.digest, b"E", prepared.sql,
+                b"".join(struct.pack("<H", t) for t in execute.param_types),
+                *[b"\0" if v is None else b"\1" + v for v in execute.values],
+            )  # fmt: skip
+            if await self._hit(key, stmt, packet.seq):
+                return
+            fill = self.cache.begin_fill(key, stmt, NAMESPACE)
+        prepared.long_data = False
+        await self._forward(packet, stmt, fill)
+
+    async def _prepare(self, packet: Packet) -> None:
+        sql = packet.payload[1:]
+        stmt = self.cache.classify(sql)
+        reader, first = await self._forward(packet, HARMLESS, first=True)
+        if reader.error is None and first is not None:
+            ok = m.StmtPrepareOk.parse(first, self.caps)
+            self.state.prepared[ok.statement_id] = Prepared(sql, stmt, ok.num_params)
+            self.state.last_prepared = ok.statement_id
+
+    async def _hit(self, key: bytes, stmt: Classification, seq: int) -> bool:
+        hit = self.cache.lookup(key, stmt)
+        if hit is None:
+            self.log.debug("cache.miss", fingerprint=stmt.fingerprint)
+            return False
+        buf = bytearray(hit)
+        resequence(buf, seq + 1)
+        await self.client.send(buf)
+        self.log.debug("cache.hit", fingerprint=stmt.fingerprint)
+        return True
+
+    async def _change_user(self, packet: Packet) -> None:
+        change = m.ComChangeUser.parse(packet.payload, self.caps)
+        try:
+            target = route(self.conn, change.username)
+        except RoutingError as e:
+            await self.client.send(m.err_packet(packet.seq + 1, auth.ER_ACCESS_DENIED, "28000",
+                                                str(e)))  # fmt: skip
+            raise SessionEnded() from e
+        if target.cache is not self.cache:
+            await self.client.send(m.err_packet(
+                packet.seq + 1, auth.ER_ACCESS_DENIED, "28000",
+                f'wirecache: COM_CHANGE_USER cannot move a connection from cache "{self.cache.id}"'
+                f' to "{target.cache.id}"; open a new connection',
+            ))  # fmt: skip
+            raise SessionEnded()
+        plugin = change.auth_plugin or self.default_plugin
+        if not auth.initial_answer_allowed(plugin, change.auth_response, self.client_tls,
+                                           self.origin_tls):  # fmt: skip
+            await self.client.send(m.err_packet(packet.seq + 1, auth.ER_ACCESS_DENIED, "28000",
+                                                auth.CLEARTEXT_TO_PLAIN_ORIGIN))  # fmt: skip
+            raise SessionEnded()
+        rewritten = change.with_username(target.user).build(self.caps)
+        await self.origin.send(build_packet(packet.seq, rewritten))
+        try:
+            result = await auth.relay(
+                self.client, self.origin, delta=0, plugin=plugin, capabilities=self.caps,
+                client_tls=self.client_tls, origin_tls=self.origin_tls,
+            )  # fmt: skip
+        except auth.AuthFailed as e:
+            if e.response is not None:
+                await self._try_send_client(e.response)
+            self.log.info("auth.failed", reason=e.reason, command="change_user")
+            raise SessionEnded() from e
+        self.state.reset(
+            user=target.user_text, database=change.database.decode("utf-8", "surrogateescape"),
+            charset=change.charset,
+        )  # fmt: skip
+        self.state.status(result.ok.status_flags)
+        self.log.info("auth.ok", command="change_user", user=target.user_text)
+
+    async def _large_command(self, first: Packet) -> None:
+        """A command of 16 MiB or more: streamed through, whatever it is, and
+        treated as a statement that may have written anything."""
+        await self.origin.send(first.raw)
+        packet = first
+        while packet.continued:
+            packet = await self.client.packet()
+            await self.origin.send(packet.raw)
+        command = first.payload[0]
+        if command in m.NO_RESPONSE_COMMANDS:
+            return
+        await self._forward(None, UNKNOWN if command in (m.COM_QUERY, m.COM_STMT_EXECUTE)
+                            else HARMLESS, command=command)  # fmt: skip
+
+    # -- responses ------------------------------------------------------------
+
+    async def _forward(
+        self, packet: Packet | None, stmt: Classification, fill: Fill | None = None, *,
+        first: bool = False, command: int | None = None,
+    ):  # fmt: skip
+        """Send ``packet`` to the origin and relay its response; settle cache and
+        transaction state. Returns the ResultReader (and the first payload when
+        ``first``)."""
+        if packet is not None:
+            command = packet.payload[0]
+            await self.origin.send(packet.raw)
+        assert command is not None
+        state = self.state
+        was_idle = state.idle
+        reader = m.ResultReader(command, self.caps, self.mcaps)
+        first_payload = None
+        self._uploaded = False
+        try:
+            first_payload = await self._relay_response(reader, stmt, fill, first)
+        except BaseException:
+            if fill is not None:
+                self.cache.finish_fill(fill, False)
+            raise
+        ended, tx_writes = False, frozenset()
+        if command not in _NO_STATUS and (reader.error is None or reader.result_sets):
+            ended, tx_writes = state.status(reader.status_flags)
+        if stmt.is_write and (not was_idle or state.in_transaction):
+            state.note_write(stmt)
+        if ended and tx_writes != frozenset():
+            self._invalidate(tx_writes)
+        if fill is not None:
+            clean = (
+                reader.error is None and not self._uploaded and not reader.cursor_opened
+                and reader.warnings == 0 and not reader.status_flags & _SPOIL_STATUS
+                and state.idle
+            )  # fmt: skip
+            self.cache.finish_fill(fill, clean)
+        if first:
+            return reader, first_payload
+        return reader
+
+    async def _relay_response(
+        self, reader: m.ResultReader, stmt: Classification, fill: Fill | None, first: bool
+    ) -> bytes | None:
+        origin, packets = self.origin, self.origin.reader
+        out: list[bytes] = []
+        size = 0
+        first_payload = None
+        oks = 0
+        write = stmt.is_write
+        while True:
+            try:
+                packet = packets.next_packet()
+            except ProtocolError as e:
+                await self._origin_broke(out, str(e))
+            if packet is None:
+                if out:
+                    await self.client.send(b"".join(out))
+                    out.clear()
+                    size = 0
+                try:
+                    await origin.fill()
+                except PeerClosed:
+                    await self._origin_broke([], "the origin closed the connection")
+                continue
+            if first and first_payload is None:
+                first_payload = packet.payload
+            try:
+                done = reader.feed(packet.payload)
+            except ProtocolError as e:
+                await self._origin_broke(out, str(e))
+            if write and (done or len(reader.ok_packets) != oks):
+                # Before the client can see the acknowledgement (DESIGN.md rule 3).
+                oks = len(reader.ok_packets)
+                self._invalidate(stmt.writes)
+            if fill is not None:
+                fill.add(packet.raw)
+            out.append(packet.raw)
+            size += len(packet.raw)
+            if done:
+                await self.client.send(b"".join(out))
+                return first_payload
+            if reader.local_infile and not packet.continued:
+                await self.client.send(b"".join(out))
+                out.clear()
+                size = 0
+                await self._upload()
+                reader.local_infile = False  # a later statement may ask again
+                self._uploaded = True  # never store the answer to an upload
+            elif size >= FLUSH_BYTES:
+                await self.client.send(b"".join(out))
+                out.clear()
+                size = 0
+
+    async def _upload(self) -> None:
+        """LOAD DATA LOCAL INFILE: the client's file, packet by packet, up to the
+        empty packet that ends it."""
+        while True:
+            packet = await self.client.packet()
+            await self.origin.send(packet.raw)
+            if not packet.payload:
+                return
+
+    async def _origin_broke(self, out: list[bytes], reason: str):
+        """The origin sent garbage or vanished mid-response: tell the client, end."""
+        self.log.warning("origin.protocol_error", error=reason)
+        if out:
+            await self._try_send_client(b"".join(out))
+        await self._try_send_client(
+            m.err_packet(0, 2013, "HY000", f"wirecache: lost the origin of cache "
+                         f'"{self.cache.id}" during a query: {reason}')
+        )  # fmt: skip
+        raise SessionEnded()
+
+    def _invalidate(self, tables: frozenset[str] | None) -> None:
+        self.cache.invalidate(NAMESPACE, tables)

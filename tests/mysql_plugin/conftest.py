@@ -1,0 +1,50 @@
+"""Fixtures for end-to-end tests of the MySQL dialect: wirecache in front of the suite's
+MariaDB (never the machine's shared server), and driver connections through it."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from servers.mariadb import MariaDBServer
+from servers.proxy import RunningProxy, cache_config, run_proxy
+from servers.tls import TLSFiles
+
+
+@pytest.fixture
+def make_proxy(
+    mariadb_server: MariaDBServer, tls_files: TLSFiles, tmp_path
+) -> Iterator[Callable[..., RunningProxy]]:
+    """Start a wirecache in front of the suite's MariaDB; keyword arguments override
+    fields of the cache's CacheConfig (``origin_tls="verify-full"``…). The client leg
+    serves the test CA's certificate, so clients can verify wirecache."""
+    with contextlib.ExitStack() as stack:
+        count = 0
+
+        def start(*extra_caches, **overrides) -> RunningProxy:
+            nonlocal count
+            count += 1
+            overrides.setdefault("dialect", "mysql")
+            overrides.setdefault("client_tls_cert", tls_files.cert_chain_path)
+            overrides.setdefault("client_tls_key", tls_files.key_path)
+            caches = [
+                cache_config(mariadb_server.host, mariadb_server.port, **overrides),
+                *extra_caches,
+            ]
+            return stack.enter_context(run_proxy(caches, tmp_path / f"cache{count}"))
+
+        yield start
+
+
+@pytest.fixture
+def proxy(make_proxy) -> RunningProxy:
+    """A wirecache with default settings in front of the suite's MariaDB."""
+    return make_proxy()
+
+
+@pytest.fixture
+def marker() -> str:
+    """A comment unique to the test, to find its statements in the origin's log."""
+    return f"/* t{uuid.uuid4().hex} */"
