@@ -33,7 +33,6 @@ class Connection:
         self.id = next(_ids)
         self.peer = peer
         self.log = structlog.get_logger("wirecache.conn").bind(conn=self.id, peer=peer)
-        self._idle_scope: trio.CancelScope | None = None
 
     # -- routing ----------------------------------------------------------
 
@@ -118,19 +117,16 @@ class Connection:
 
     @contextlib.contextmanager
     def idle(self) -> Iterator[trio.CancelScope]:
-        """Wrap a wait for the client's next request: it is cancelled when the server drains.
+        """Wrap a wait for the client's next bytes: it is cancelled when the server drains.
 
-        Statements in flight are not inside ``idle`` and so finish; a session
-        waiting for its client ends as soon as shutdown begins. Check
-        ``scope.cancelled_caught`` after the block.
+        The dialect then lets statements in flight finish and ends the
+        session; check ``scope.cancelled_caught`` after the block.
         """
         with trio.CancelScope() as scope:
             if self.draining:
                 scope.cancel()
-            self._idle_scope = scope
             self.server.idle_scopes.add(scope)
             try:
                 yield scope
             finally:
                 self.server.idle_scopes.discard(scope)
-                self._idle_scope = None

@@ -39,6 +39,7 @@ class Fill:
     """
 
     __slots__ = (
+        "record",
         "key",
         "stmt",
         "database",
@@ -52,8 +53,9 @@ class Fill:
 
     def __init__(
         self, key: bytes, stmt: Classification, database: str, versions: tuple[int, ...],
-        tables: tuple[str, ...], limit: int,
+        tables: tuple[str, ...], limit: int, record: bool,
     ) -> None:  # fmt: skip
+        self.record = record
         self.key = key
         self.stmt = stmt
         self.database = database
@@ -128,8 +130,13 @@ class Cache:
 
     # -- the hot path -----------------------------------------------------
 
-    def lookup(self, key: bytes, stmt: Classification) -> bytes | None:
-        """The stored response for ``key`` if it is still fresh, else ``None``."""
+    def lookup(self, key: bytes, stmt: Classification, *, record: bool = True) -> bytes | None:
+        """The stored response for ``key`` if it is still fresh, else ``None``.
+
+        ``record=False`` leaves statistics alone: for auxiliary entries
+        (a statement's Describe, the proof that it parses) that are looked up
+        beside the result itself.
+        """
         started = time.perf_counter()
         entry = self.entries.get(key)
         if entry is None:
@@ -137,27 +144,32 @@ class Cache:
         if self.versions.snapshot(entry.database, entry.tables) != entry.versions:
             self.entries.discard(key)
             return None
+        if not record:
+            return entry.payload
         stats = self.stats.template(stmt.fingerprint, stmt.template)
         stats.hits += 1
         if self._event_hook is not None:
             self._emit(CacheOutcome.HIT, stmt, time.perf_counter() - started, len(entry.payload))
         return entry.payload
 
-    def begin_fill(self, key: bytes, stmt: Classification, database: str) -> Fill:
+    def begin_fill(
+        self, key: bytes, stmt: Classification, database: str, *, record: bool = True
+    ) -> Fill:
         """Snapshot versions for a miss *before* it is sent to the origin."""
         tables = tuple(sorted(stmt.reads))
         return Fill(
             key, stmt, database, self.versions.snapshot(database, tables), tables,
-            self.config.max_entry_bytes,
+            self.config.max_entry_bytes, record,
         )  # fmt: skip
 
     def finish_fill(self, fill: Fill, ok: bool) -> None:
         """Store a completed miss when it was clean, complete and within the cap."""
         elapsed = time.perf_counter() - fill.started
         stmt = fill.stmt
-        stats = self.stats.template(stmt.fingerprint, stmt.template)
-        stats.misses += 1
-        stats.origin_seconds += elapsed
+        stats = self.stats.template(stmt.fingerprint, stmt.template) if fill.record else None
+        if stats is not None:
+            stats.misses += 1
+            stats.origin_seconds += elapsed
         reason = ""
         if not ok:
             reason = "error or incomplete response"
@@ -167,7 +179,7 @@ class Cache:
             reason = "a write committed while the statement ran"
         if reason:
             self._log.debug("cache.skip", fingerprint=stmt.fingerprint, reason=reason)
-            if self._event_hook is not None:
+            if self._event_hook is not None and stats is not None:
                 self._emit(CacheOutcome.SKIP, stmt, elapsed, fill.size, reason)
             return
         payload = b"".join(fill.parts or ())
@@ -176,6 +188,8 @@ class Cache:
             Entry(payload, fill.database, fill.tables, fill.versions, time.time() + stmt.ttl,
                   stmt.fingerprint),
         )  # fmt: skip
+        if stats is None:
+            return
         stats.stores += 1
         self._log.debug(
             "cache.store", fingerprint=stmt.fingerprint, bytes=len(payload),

@@ -1,17 +1,18 @@
 """The authenticated session: relay both ways, answer hits, fill and invalidate.
 
-Two tasks per session. The client pump reads the client's messages,
-classifies simple queries (memoised by text), answers hits itself when
-nothing else is outstanding, and forwards everything else. The origin pump
-relays the origin's responses in batches, collects the bytes of misses that
-may be stored, and invalidates after writes — before the client sees the
-acknowledgement.
+Two tasks per session. The client pump reads the client's messages and turns
+each into a :class:`Unit`, the piece of response the client is owed for it:
+either bytes wirecache answers itself (a hit, a ParseComplete it may vouch
+for) or a response the origin will send. The origin pump relays the origin's
+messages, cutting them into the units they answer, storing clean misses and
+invalidating after writes — before the client sees the acknowledgement — and
+sends wirecache's own answers when their turn in the FIFO comes. Order is
+therefore exactly what the origin would have produced, for simple queries and
+for pipelines of Parse/Bind/Describe/Execute/Sync mixing hits and misses.
 
-Order is kept by a FIFO of :class:`Pending` responses the client is owed:
-one per Query/Sync/FunctionCall sent to the origin (each ends with
-ReadyForQuery). A hit is served only when that FIFO is empty and nothing
-unsynchronised was sent, which is also when the session state (transaction
-status, parameters) is settled, so the key it is looked up under is right.
+A hit is allowed only while no statement that is not a plain read is in
+flight and the session is outside a transaction: then the session state and
+the data the client may expect to see are settled.
 
 Messages larger than :data:`STREAM_THRESHOLD` are streamed piece by piece in
 both directions, so a multi-GB result or COPY never sits in memory.
@@ -19,7 +20,9 @@ both directions, so a multi-GB result or COPY never sits in memory.
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
+from collections.abc import Callable
 
 import trio
 from wirecache.api import (
@@ -33,6 +36,16 @@ from wirecache.api import (
 )
 
 from wirecache_postgres import messages as m
+from wirecache_postgres.extended import (
+    Portal,
+    Prepared,
+    Views,
+    deallocated,
+    split_bind,
+    split_execute,
+    split_parse,
+    split_target,
+)
 from wirecache_postgres.framing import MessageReader, ProtocolError
 from wirecache_postgres.messages import Backend, Frontend
 from wirecache_postgres.state import SessionState
@@ -42,33 +55,79 @@ from wirecache_postgres.wire import READ_SIZE, PeerClosed
 STREAM_THRESHOLD = 256 * 1024
 
 READY_IDLE = m.ready_for_query("I")
+PARSE_COMPLETE = m.PARSE_COMPLETE
+BIND_COMPLETE = m.BIND_COMPLETE
+CLOSE_COMPLETE = m.CLOSE_COMPLETE
 
+_Z, _E, _C = Backend.READY_FOR_QUERY, Backend.ERROR_RESPONSE, Backend.COMMAND_COMPLETE
+_ENDS_SYNC = frozenset({_Z})
+_ENDS_PARSE = frozenset({Backend.PARSE_COMPLETE})
+_ENDS_BIND = frozenset({Backend.BIND_COMPLETE})
+_ENDS_CLOSE = frozenset({Backend.CLOSE_COMPLETE})
+_ENDS_DESCRIBE = frozenset({Backend.ROW_DESCRIPTION, Backend.NO_DATA})
+_ENDS_EXECUTE = frozenset({_C, Backend.EMPTY_QUERY_RESPONSE, Backend.PORTAL_SUSPENDED})
+#: Messages the origin may send at any time, outside any response.
+_ASYNC = frozenset(
+    {Backend.NOTICE_RESPONSE, Backend.NOTIFICATION_RESPONSE, Backend.PARAMETER_STATUS}
+)
 #: Origin messages after which a response must not be stored.
 _SPOIL_FILL = frozenset(
     {
-        Backend.ERROR_RESPONSE, Backend.PARAMETER_STATUS, Backend.NOTIFICATION_RESPONSE,
+        _E, Backend.PARAMETER_STATUS, Backend.NOTIFICATION_RESPONSE,
         Backend.COPY_IN_RESPONSE, Backend.COPY_OUT_RESPONSE, Backend.COPY_BOTH_RESPONSE,
         Backend.PORTAL_SUSPENDED,
     }
 )  # fmt: skip
-#: Client messages that the origin answers with ReadyForQuery.
-_SYNCING = frozenset({Frontend.SYNC, Frontend.FUNCTION_CALL})
-#: A Query too large to classify could be anything.
-_UNKNOWN = Classification(StatementKind.UNKNOWN, False, writes=None, changes_session=True,
-                          reason="statement too large to classify")  # fmt: skip
-_OTHER = Classification(StatementKind.UNKNOWN, False, reason="extended protocol")
+#: A statement wirecache cannot see (too large, or bound to an unknown name).
+_UNKNOWN = Classification(
+    StatementKind.UNKNOWN, False, writes=None, changes_session=True,
+    reason="statement not visible to wirecache",
+)  # fmt: skip
 
 
-class Pending:
-    """A response the client is owed, in order."""
+class Unit:
+    """One piece of response the client is owed, in order.
 
-    __slots__ = ("stmt", "fill", "fill_ok", "invalidated")
+    ``local`` units are answered by wirecache with those bytes; the others
+    are answered by the origin and end with one of ``ends``. ``swallow``
+    marks replayed Parse/Bind whose answers the client must not see.
+    """
 
-    def __init__(self, stmt: Classification, fill: Fill | None) -> None:
+    __slots__ = (
+        "local", "ends", "extended", "sync", "stmt", "fill", "fill_ok", "swallow",
+        "acknowledged", "undo", "include_end",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        local: bytes | None = None,
+        ends: frozenset[int] = _ENDS_SYNC,
+        *,
+        extended: bool = False,
+        sync: bool = False,
+        stmt: Classification | None = None,
+        fill: Fill | None = None,
+        swallow: bool = False,
+        undo: Callable[[], None] | None = None,
+        include_end: bool = True,
+    ) -> None:
+        self.local = local
+        self.ends = ends
+        self.extended = extended
+        self.sync = sync
         self.stmt = stmt
         self.fill = fill
         self.fill_ok = True
-        self.invalidated = False
+        self.swallow = swallow
+        self.acknowledged = False
+        self.undo = undo
+        #: Whether the terminating message belongs in the stored entry
+        #: (CommandComplete does; ReadyForQuery is generated live).
+        self.include_end = include_end
+
+
+def _blocks_hits(stmt: Classification | None) -> bool:
+    return stmt is not None and stmt.kind is not StatementKind.READ
 
 
 class Relay:
@@ -91,12 +150,19 @@ class Relay:
         self.client_reader = client_reader
         self.origin = origin
         self.origin_reader = origin_reader
-        self.pending: deque[Pending] = deque()
-        #: Sent to the origin something it answers without ReadyForQuery
-        #: (Parse, Bind, Flush…): until the next ReadyForQuery, no hit may
-        #: be interleaved with its answers.
-        self.unsynced = False
+        self.units: deque[Unit] = deque()
+        #: Units in flight whose statement is not a plain read: while any is,
+        #: no hit may overtake it (read-your-writes inside a pipeline).
+        self.blocking = 0
+        #: Whether the current extended-protocol group (up to Sync) sent
+        #: anything to the origin, which then owes a ReadyForQuery.
+        self.group_forwarded = False
+        self.views = Views()
         self.client_lock = trio.Lock()
+        #: Set when the last unit in flight is answered (for draining).
+        self._units_done = trio.Event()
+        self._to_origin: list[bytes] = []
+        self._to_client: list[bytes] = []
         self.log = conn.log.bind(cache=cache.id)
 
     async def run(self) -> None:
@@ -116,77 +182,295 @@ class Relay:
         async with self.client_lock:
             await self.client.send_all(data)
 
-    # -- client -> origin --------------------------------------------------
+    # -- client -> origin: planning -----------------------------------------
+
+    @property
+    def can_hit(self) -> bool:
+        return self.blocking == 0 and self.state.idle
+
+    def _forward(self, raw: bytes, unit: Unit | None) -> None:
+        self._to_origin.append(raw)
+        if unit is not None:
+            self.units.append(unit)
+            if _blocks_hits(unit.stmt):
+                self.blocking += 1
+
+    def _local(self, data: bytes) -> None:
+        if self.units:
+            self.units.append(Unit(local=data))
+        else:
+            self._to_client.append(data)
+
+    async def _flush(self) -> None:
+        """Send what was planned: first wirecache's own answers (they precede
+        everything queued), then the origin's share."""
+        if self._to_client:
+            out = self._to_client
+            self._to_client = []
+            await self._send_client(out[0] if len(out) == 1 else b"".join(out))
+        if self._to_origin:
+            out = self._to_origin
+            self._to_origin = []
+            await self.origin.send_all(out[0] if len(out) == 1 else b"".join(out))
 
     async def _client_pump(self) -> None:
         reader = self.client_reader
-        out: list[bytes] = []
         while True:
             while True:
                 header = reader.next_header(STREAM_THRESHOLD)
                 if header is not None:
-                    await self._flush_origin(out)
-                    if header[0] == Frontend.QUERY:
-                        self.pending.append(Pending(_UNKNOWN, None))
-                    elif header[0] in _SYNCING:
-                        self.pending.append(Pending(_OTHER, None))
+                    self._large_message(header[0])
+                    await self._flush()
                     await self._stream(reader, header[2], self.client, self.origin, None)
                     continue
                 msg = reader.next_message()
                 if msg is None:
                     break
-                kind, body, raw = msg
-                if kind == Frontend.QUERY:
-                    if await self._query(body, raw, out):
-                        continue
-                elif kind == Frontend.TERMINATE:
-                    out.append(raw)
-                    await self._flush_origin(out)
+                if not self._plan(*msg):
+                    await self._flush()
                     return
-                elif kind in _SYNCING:
-                    self.pending.append(Pending(_OTHER, None))
-                else:
-                    self.unsynced = True
-                out.append(raw)
-            await self._flush_origin(out)
-            if self.pending or self.unsynced:
+            await self._flush()
+            data = b""
+            with self.conn.idle() as scope:
                 data = await self.client.receive_some(READ_SIZE)
-            else:
-                with self.conn.idle():
-                    data = await self.client.receive_some(READ_SIZE)
-                if self.conn.draining and not data:
-                    return
+            if scope.cancelled_caught:
+                # The server drains: let what is in flight finish, then end.
+                while self.units:
+                    self._units_done = trio.Event()
+                    await self._units_done.wait()
+                return
             if not data:
                 return
             reader.feed(data)
 
-    async def _flush_origin(self, out: list[bytes]) -> None:
-        if out:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            out.clear()
-            await self.origin.send_all(data)
+    def _large_message(self, kind: int) -> None:
+        """A message too large to hold is streamed through, unseen."""
+        if kind == Frontend.QUERY:
+            # Whatever it does to the session, no key from before matches after.
+            self._sent(secrets.token_bytes(16), _UNKNOWN)
+            self._forward(b"", Unit(stmt=_UNKNOWN))
+        elif kind in (Frontend.PARSE, Frontend.BIND):
+            raise ProtocolError(
+                "Parse and Bind messages over 256 kB are not supported by wirecache"
+            )
+        elif kind == Frontend.EXECUTE or kind == Frontend.DESCRIBE:
+            raise ProtocolError("invalid message length")
 
-    async def _query(self, body: bytes, raw: bytes, out: list[bytes]) -> bool:
-        """Handle a simple Query; True when it was answered from the cache."""
+    def _plan(self, kind: int, body: bytes, raw: bytes) -> bool:
+        """Decide what to do with one client message; False when the session ends."""
+        if kind == Frontend.QUERY:
+            self._query(body, raw)
+        elif kind == Frontend.PARSE:
+            self._parse(body, raw)
+        elif kind == Frontend.BIND:
+            self._bind(body, raw)
+        elif kind == Frontend.DESCRIBE:
+            self._describe(body, raw)
+        elif kind == Frontend.EXECUTE:
+            self._execute(body, raw)
+        elif kind == Frontend.CLOSE:
+            self._close(body, raw)
+        elif kind == Frontend.SYNC:
+            self._sync(raw)
+        elif kind == Frontend.FLUSH:
+            if self.group_forwarded:
+                self._forward(raw, None)
+        elif kind == Frontend.TERMINATE:
+            self._forward(raw, None)
+            return False
+        elif kind == Frontend.FUNCTION_CALL:
+            self._forward(raw, Unit(stmt=_UNKNOWN))
+        else:
+            # CopyData/CopyDone/CopyFail and anything the origin will judge.
+            self._forward(raw, None)
+        return True
+
+    def _query(self, body: bytes, raw: bytes) -> None:
         text = body[:-1]
         cache, state = self.cache, self.state
         stmt = cache.classify(text)
         fill = None
-        if stmt.cacheable and not self.pending and not self.unsynced and state.idle:
+        if stmt.cacheable and self.can_hit:
             key = request_key(state.digest, text)
             hit = cache.lookup(key, stmt)
             if hit is not None:
-                await self._flush_origin(out)
-                await self._send_client(hit + READY_IDLE)
+                self._local(hit + READY_IDLE)
                 self.log.debug("cache.hit", fingerprint=stmt.fingerprint)
-                return True
+                return
             fill = cache.begin_fill(key, stmt, state.database)
             self.log.debug("cache.miss", fingerprint=stmt.fingerprint)
-        state.statement_sent(text, stmt)
-        self.pending.append(Pending(stmt, fill))
-        return False
+        self._sent(text, stmt)
+        self._forward(raw, Unit(ends=_ENDS_SYNC, stmt=stmt, fill=fill, include_end=False))
 
-    # -- origin -> client --------------------------------------------------
+    def _sent(self, text: bytes, stmt: Classification) -> None:
+        """Bookkeeping for a statement about to execute at the origin."""
+        self.state.statement_sent(text, stmt)
+        if stmt.kind is StatementKind.SESSION or stmt.kind is StatementKind.UNKNOWN:
+            dropped, name = deallocated(text)
+            if dropped:
+                self.views.forget_statements(name)
+
+    # Extended protocol ----------------------------------------------------
+
+    def _key(self, tag: bytes, p: Prepared, *extra: bytes) -> bytes:
+        return request_key(self.state.digest, tag, p.text, p.types, *extra)
+
+    def _parse(self, body: bytes, raw: bytes) -> None:
+        name, text, types = split_parse(body)
+        views = self.views
+        p = Prepared(name, text, types, self.cache.classify(text), raw)
+        new_name = not name or name not in views.client_statements
+        # When the origin parsed this text before under this session state and
+        # nothing it reads has changed since, ParseComplete is certain.
+        if (
+            p.stmt.cacheable
+            and new_name
+            and self.can_hit
+            and self.cache.lookup(self._key(b"P", p), p.stmt, record=False) is not None
+        ):
+            views.client_statements[name] = p
+            self._local(PARSE_COMPLETE)
+            return
+        views.client_statements[name] = p
+        self._replay_parse(p, raw_is_client=True)
+
+    def _replay_parse(self, p: Prepared, *, raw_is_client: bool = False) -> None:
+        views = self.views
+        fill = None
+        if p.stmt.cacheable and self.can_hit:
+            fill = self.cache.begin_fill(self._key(b"P", p), p.stmt, self.state.database,
+                                         record=False)  # fmt: skip
+        previous = views.origin_statements.get(p.name)
+        views.origin_statements[p.name] = p
+
+        def undo() -> None:
+            if views.origin_statements.get(p.name) is p:
+                if previous is None:
+                    del views.origin_statements[p.name]
+                else:
+                    views.origin_statements[p.name] = previous
+            if raw_is_client and views.client_statements.get(p.name) is p:
+                del views.client_statements[p.name]
+
+        self.group_forwarded = True
+        unit = Unit(
+            ends=_ENDS_PARSE, extended=True, fill=fill, swallow=not raw_is_client, undo=undo,
+            include_end=False,
+        )  # fmt: skip
+        self._forward(p.raw, unit)
+
+    def _ensure_statement(self, p: Prepared) -> None:
+        if self.views.origin_statements.get(p.name) is not p:
+            self._replay_parse(p)
+
+    def _bind(self, body: bytes, raw: bytes) -> None:
+        portal_name, stmt_name, rest = split_bind(body)
+        views = self.views
+        p = views.client_statements.get(stmt_name)
+        portal = Portal(portal_name, p, rest, raw)
+        views.client_portals[portal_name] = portal
+        if p is not None and p.stmt.cacheable and self.can_hit:
+            hit = self.cache.lookup(self._key(b"E", p, rest), p.stmt)
+            if hit is not None:
+                portal.hit = hit
+                self._local(BIND_COMPLETE)
+                return
+        self._replay_bind(portal, from_client=True)
+
+    def _replay_bind(self, portal: Portal, *, from_client: bool = False) -> None:
+        views = self.views
+        if portal.prepared is not None:
+            self._ensure_statement(portal.prepared)
+        views.origin_portals[portal.name] = portal
+
+        def undo() -> None:
+            if views.origin_portals.get(portal.name) is portal:
+                del views.origin_portals[portal.name]
+
+        self.group_forwarded = True
+        self._forward(portal.raw, Unit(ends=_ENDS_BIND, extended=True,
+                                       swallow=not from_client, undo=undo))  # fmt: skip
+
+    def _ensure_portal(self, portal: Portal) -> None:
+        if self.views.origin_portals.get(portal.name) is not portal:
+            self._replay_bind(portal)
+
+    def _describe(self, body: bytes, raw: bytes) -> None:
+        target, name = split_target(body, "Describe")
+        views = self.views
+        if target == ord("S"):
+            p = views.client_statements.get(name)
+            key_parts: tuple[bytes, ...] = (b"DS",)
+            portal = None
+        else:
+            portal = views.client_portals.get(name)
+            p = portal.prepared if portal is not None else None
+            key_parts = (b"DP", portal.rest) if portal is not None else ()
+        fill = None
+        if p is not None and p.stmt.cacheable and self.can_hit:
+            key = self._key(key_parts[0], p, *key_parts[1:])
+            hit = self.cache.lookup(key, p.stmt, record=False)
+            if hit is not None:
+                self._local(hit)
+                return
+            fill = self.cache.begin_fill(key, p.stmt, self.state.database, record=False)
+        if portal is not None:
+            self._ensure_portal(portal)
+        elif p is not None:
+            self._ensure_statement(p)
+        self.group_forwarded = True
+        self._forward(raw, Unit(ends=_ENDS_DESCRIBE, extended=True, fill=fill))
+
+    def _execute(self, body: bytes, raw: bytes) -> None:
+        portal_name, max_rows = split_execute(body)
+        portal = self.views.client_portals.get(portal_name)
+        p = portal.prepared if portal is not None else None
+        if portal is not None and portal.hit is not None and max_rows == 0:
+            self._local(portal.hit)
+            self.log.debug("cache.hit", fingerprint=p.stmt.fingerprint if p else "")
+            return
+        stmt = p.stmt if p is not None else _UNKNOWN
+        fill = None
+        if p is not None and stmt.cacheable and max_rows == 0 and self.can_hit:
+            fill = self.cache.begin_fill(self._key(b"E", p, portal.rest), stmt,
+                                         self.state.database)  # fmt: skip
+            self.log.debug("cache.miss", fingerprint=stmt.fingerprint)
+        if portal is not None:
+            self._ensure_portal(portal)
+        if p is not None:
+            self._sent(p.text, stmt)
+        self.group_forwarded = True
+        self._forward(raw, Unit(ends=_ENDS_EXECUTE, extended=True, stmt=stmt, fill=fill))
+
+    def _close(self, body: bytes, raw: bytes) -> None:
+        target, name = split_target(body, "Close")
+        views = self.views
+        if target == ord("S"):
+            views.client_statements.pop(name, None)
+            at_origin = views.origin_statements.pop(name, None) is not None
+        else:
+            views.client_portals.pop(name, None)
+            at_origin = views.origin_portals.pop(name, None) is not None
+        if at_origin:
+            self.group_forwarded = True
+            self._forward(raw, Unit(ends=_ENDS_CLOSE, extended=True))
+        else:
+            self._local(CLOSE_COMPLETE)
+
+    def _sync(self, raw: bytes) -> None:
+        if self.group_forwarded:
+            self._forward(raw, Unit(ends=_ENDS_SYNC, sync=True, include_end=False))
+        else:
+            self._local(m.ready_for_query(self.state.tx_status))
+        self.group_forwarded = False
+        if self.can_hit:
+            # The implicit transaction ends here, and its portals with it.
+            self.views.forget_portals()
+        else:
+            self.views.client_portals.pop(b"", None)
+            self.views.origin_portals.pop(b"", None)
+
+    # -- origin -> client ----------------------------------------------------
 
     async def _origin_side(self, scope: trio.CancelScope) -> None:
         try:
@@ -213,7 +497,7 @@ class Relay:
             while True:
                 header = reader.next_header(STREAM_THRESHOLD)
                 if header is not None:
-                    head = self.pending[0] if self.pending else None
+                    head = self._origin_head()
                     fill = head.fill if head is not None and head.fill_ok else None
                     await self._stream(reader, header[2], self.origin, self.client, fill)
                     continue
@@ -222,45 +506,98 @@ class Relay:
                     break
                 await self._relay_batch(*batch)
 
+    def _origin_head(self) -> Unit | None:
+        units = self.units
+        return units[0] if units and units[0].local is None else None
+
     async def _relay_batch(self, data: bytes, offsets: list[int]) -> None:
         out: list[bytes] = []
-        start = 0
-        pending = self.pending
-        end_offsets = offsets[1:] + [len(data)]
-        for off, end in zip(offsets, end_offsets, strict=True):
+        units = self.units
+        out_start = 0  # start of bytes not yet copied to ``out``
+        unit_start = 0  # where the head unit's bytes begin in this batch
+        ends = offsets[1:]
+        ends.append(len(data))
+        for off, end in zip(offsets, ends, strict=True):
             kind = data[off]
-            head = pending[0] if pending else None
-            if kind == Backend.READY_FOR_QUERY:
-                if head is not None:
-                    if head.fill is not None:
-                        head.fill.add(data[start:off])
-                    self._complete(head, chr(data[off + 5]))
-                    pending.popleft()
-                else:
-                    self.state.ready(chr(data[off + 5]))
-                if not pending:
-                    self.unsynced = False
-                out.append(data[start:end])
-                start = end
+            head = units[0] if units and units[0].local is None else None
+            if kind in _ASYNC:
+                if kind == Backend.PARAMETER_STATUS:
+                    ps = m.parse_parameter_status(data[off + 5 : end])
+                    self.state.set_parameter(ps.name, ps.value)
+                if head is not None and kind != Backend.NOTICE_RESPONSE:
+                    head.fill_ok = False
                 continue
-            if kind == Backend.PARAMETER_STATUS:
-                ps = m.parse_parameter_status(data[off + 5 : end])
-                self.state.set_parameter(ps.name, ps.value)
             if head is None:
+                continue  # nothing expected: relay as it is
+            if kind == _E and head.extended:
+                self._finish(head, data, unit_start, off, ok=False)
+                out_start, unit_start = self._end_unit(data, out, out_start, end, emit=False)
+                self._skip_to_sync()
+                continue
+            if kind in head.ends:
+                if head.swallow:
+                    out.append(data[out_start:off])
+                    out_start = end
+                if kind == _Z:
+                    ready = chr(data[off + 5])
+                    self._ready(head, ready)
+                    ok = head.fill_ok and ready == "I"
+                else:
+                    if kind == _C:
+                        self._acknowledged(head)
+                    ok = head.fill_ok and kind != Backend.PORTAL_SUSPENDED
+                self._finish(head, data, unit_start, end if head.include_end else off, ok=ok)
+                out_start, unit_start = self._end_unit(data, out, out_start, end)
                 continue
             if kind in _SPOIL_FILL:
                 head.fill_ok = False
-            elif kind == Backend.COMMAND_COMPLETE:
+            elif kind == _C:
                 self._acknowledged(head)
-        if start < len(data):
-            tail = data[start:]
-            head = pending[0] if pending else None
-            if head is not None and head.fill is not None and head.fill_ok:
-                head.fill.add(tail)
-            out.append(tail)
-        await self._send_client(out[0] if len(out) == 1 else b"".join(out))
+        if out_start < len(data):
+            out.append(data[out_start:])
+        head = self._origin_head()
+        if head is not None and head.fill is not None and head.fill_ok and unit_start < len(data):
+            head.fill.add(data[unit_start:])
+        if out:
+            await self._send_client(out[0] if len(out) == 1 else b"".join(out))
+        if not units:
+            self._units_done.set()
 
-    def _acknowledged(self, head: Pending) -> None:
+    def _end_unit(
+        self, data: bytes, out: list[bytes], out_start: int, end: int, *, emit: bool = True
+    ) -> tuple[int, int]:
+        """Pop the finished head, then emit wirecache's answers queued behind it."""
+        units = self.units
+        unit = units.popleft()
+        if _blocks_hits(unit.stmt):
+            self.blocking -= 1
+        out.append(data[out_start:end])
+        while emit and units and units[0].local is not None:
+            out.append(units.popleft().local)  # type: ignore[arg-type]
+        return end, end
+
+    def _skip_to_sync(self) -> None:
+        """After an error the origin ignores everything up to Sync; so must the client's
+        answers from wirecache, and replays skipped with them are undone."""
+        units = self.units
+        while units and not units[0].sync:
+            unit = units.popleft()
+            if _blocks_hits(unit.stmt):
+                self.blocking -= 1
+            if unit.undo is not None:
+                unit.undo()
+            if unit.fill is not None:
+                self.cache.finish_fill(unit.fill, False)
+
+    def _finish(self, head: Unit, data: bytes, start: int, stop: int, *, ok: bool) -> None:
+        if not ok and head.undo is not None:
+            head.undo()
+        if head.fill is not None:
+            if head.fill_ok and stop > start:
+                head.fill.add(data[start:stop])
+            self.cache.finish_fill(head.fill, ok)
+
+    def _acknowledged(self, head: Unit) -> None:
         """A CommandComplete of ``head``: invalidate before the client sees it.
 
         Every CommandComplete of a write bumps again: in a multi-statement
@@ -268,33 +605,32 @@ class Relay:
         transaction wrote.
         """
         stmt = head.stmt
+        if stmt is None:
+            return
         if stmt.is_write:
             self._invalidate(stmt.writes)
-            head.invalidated = True
+            head.acknowledged = True
+            # Maybe not committed yet (an explicit transaction, the implicit
+            # one of an extended-protocol group or of a multi-statement
+            # text): bump again at the next idle ReadyForQuery.
+            self.state.note_write(stmt)
         if stmt.tx is TxEffect.END and (tx := self.state.tx_writes) != frozenset():
             self._invalidate(tx)
 
-    def _complete(self, head: Pending, status: str) -> None:
-        """A response ended with ReadyForQuery: store, invalidate, track transactions."""
+    def _ready(self, head: Unit, status: str) -> None:
+        """A ReadyForQuery: when the session is idle again, what it wrote is committed."""
         stmt = head.stmt
-        was_idle = self.state.idle
-        ended, tx_writes = self.state.ready(status)
-        if stmt.is_write:
-            if not was_idle or status != "I":
-                self.state.note_write(stmt)
-            if not head.invalidated:
-                # No CommandComplete came (an error): part of it may have run.
-                self._invalidate(stmt.writes)
-        if ended and tx_writes != frozenset():
-            # After the commit is certain, whatever acknowledged it.
-            self._invalidate(tx_writes)
-        if head.fill is not None:
-            self.cache.finish_fill(head.fill, head.fill_ok and status == "I")
+        if stmt is not None and stmt.is_write and not head.acknowledged:
+            # No CommandComplete came (an error): part of it may have run.
+            self.state.note_write(stmt)
+        committed = self.state.ready(status)
+        if committed != frozenset():
+            self._invalidate(committed)
 
     def _invalidate(self, tables: frozenset[str] | None) -> None:
         self.cache.invalidate(self.state.database, tables)
 
-    # -- streaming of large messages ----------------------------------------
+    # -- streaming of large messages ------------------------------------------
 
     async def _stream(
         self,

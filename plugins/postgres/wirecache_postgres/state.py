@@ -82,16 +82,17 @@ class SessionState:
             return
         self.tx_writes = None if stmt.writes is None else self.tx_writes | stmt.writes
 
-    def ready(self, status: str) -> tuple[bool, frozenset[str] | None]:
+    def ready(self, status: str) -> frozenset[str] | None:
         """Record a ReadyForQuery status.
 
-        Returns whether a transaction block just ended and the tables it
-        wrote (``None``: unknown, the whole database), which are invalidated
-        again at that point (DESIGN.md rule 3: at the write and at COMMIT).
+        Once the session is idle again, whatever was written since the last
+        time is committed (or rolled back): returns those tables to
+        invalidate once more (``None``: unknown, the whole database;
+        ``frozenset()``: nothing) — DESIGN.md rule 3, at the write and at
+        COMMIT.
         """
-        ended = self.tx_status != "I" and status == "I"
         self.tx_status = status
-        if not ended:
-            return False, frozenset()
+        if status != "I":
+            return frozenset()
         written, self.tx_writes = self.tx_writes, frozenset()
-        return True, written
+        return written

@@ -1,0 +1,124 @@
+"""Prepared statements and portals as the client sees them and as the origin has them.
+
+To answer Parse, Bind and Execute of a hit without the origin, wirecache must
+let the two views differ: the client believes a statement is prepared (it got
+ParseComplete from wirecache) while the origin never saw that Parse. Before a
+later miss needs the statement or portal, the relay replays the stored Parse
+or Bind to the origin and swallows its answer ("lazy replay"). This module
+keeps both views and the bytes to replay; it does no I/O.
+
+Messages are kept as raw bytes: keys are built from the exact bytes of the
+statement text, parameter types, formats and values, so no parameter value is
+ever decoded, and parsing costs only finding two NUL terminators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wirecache.api import Classification
+
+from wirecache_postgres.framing import ProtocolError
+
+
+@dataclass(slots=True, eq=False)
+class Prepared:
+    """A statement as the client prepared it (identity matters, not equality)."""
+
+    name: bytes
+    text: bytes
+    #: The parameter type OIDs exactly as sent (count and OIDs).
+    types: bytes
+    stmt: Classification
+    #: The whole Parse message, to replay to the origin.
+    raw: bytes
+
+
+@dataclass(slots=True, eq=False)
+class Portal:
+    """A portal as the client bound it."""
+
+    name: bytes
+    prepared: Prepared | None
+    #: The Bind body after the portal and statement names: parameter formats,
+    #: values and result formats, exactly as sent.
+    rest: bytes
+    raw: bytes
+    #: The cached Execute response found when the portal was bound, if any.
+    hit: bytes | None = None
+
+
+def split_parse(body: bytes) -> tuple[bytes, bytes, bytes]:
+    """(name, text, types) of a Parse body."""
+    i = body.find(0)
+    j = body.find(0, i + 1) if i >= 0 else -1
+    if j < 0:
+        raise ProtocolError("invalid Parse message: missing string terminator")
+    return body[:i], body[i + 1 : j], body[j + 1 :]
+
+
+def split_bind(body: bytes) -> tuple[bytes, bytes, bytes]:
+    """(portal, statement, rest) of a Bind body."""
+    i = body.find(0)
+    j = body.find(0, i + 1) if i >= 0 else -1
+    if j < 0:
+        raise ProtocolError("invalid Bind message: missing string terminator")
+    return body[:i], body[i + 1 : j], body[j + 1 :]
+
+
+def split_target(body: bytes, what: str) -> tuple[int, bytes]:
+    """(kind 'S'/'P' as int, name) of a Describe or Close body."""
+    if len(body) < 2 or body[-1] != 0 or body[0] not in (0x53, 0x50):
+        raise ProtocolError(f"invalid {what} message")
+    return body[0], body[1:-1]
+
+
+def split_execute(body: bytes) -> tuple[bytes, int]:
+    """(portal, max_rows) of an Execute body."""
+    i = body.find(0)
+    if i < 0 or len(body) != i + 5:
+        raise ProtocolError("invalid Execute message")
+    return body[:i], int.from_bytes(body[i + 1 :], "big", signed=True)
+
+
+@dataclass
+class Views:
+    """Statements and portals, per the client and per the origin."""
+
+    client_statements: dict[bytes, Prepared] = field(default_factory=dict)
+    origin_statements: dict[bytes, Prepared] = field(default_factory=dict)
+    client_portals: dict[bytes, Portal] = field(default_factory=dict)
+    origin_portals: dict[bytes, Portal] = field(default_factory=dict)
+
+    def forget_portals(self) -> None:
+        """Portals end with the transaction that created them."""
+        self.client_portals.clear()
+        self.origin_portals.clear()
+
+    def forget_statements(self, name: bytes | None) -> None:
+        """DEALLOCATE name / DEALLOCATE ALL / DISCARD ALL ran at the origin."""
+        if name is None:
+            self.client_statements.clear()
+            self.origin_statements.clear()
+        else:
+            self.client_statements.pop(name, None)
+            self.origin_statements.pop(name, None)
+
+
+def deallocated(text: bytes) -> tuple[bool, bytes | None]:
+    """Whether ``text`` drops prepared statements: (True, None) for all, (True, name)."""
+    words = text.strip().rstrip(b";").split()
+    if not words:
+        return False, None
+    first = words[0].upper()
+    if first == b"DISCARD" and len(words) == 2 and words[1].upper() == b"ALL":
+        return True, None
+    if first == b"DEALLOCATE":
+        rest = [w for w in words[1:] if w.upper() != b"PREPARE"]
+        if len(rest) == 1:
+            name = rest[0]
+            if name.upper() == b"ALL":
+                return True, None
+            quoted = name.startswith(b'"') and name.endswith(b'"')
+            return True, name[1:-1] if quoted else name.lower()
+    return False, None
