@@ -12,6 +12,8 @@ from servers.mariadb import MariaDBServer
 from servers.proxy import RunningProxy, cache_config, run_proxy
 from servers.tls import TLSFiles
 
+from mysql_plugin.util import connect, rows, table_name
+
 
 @pytest.fixture
 def make_proxy(
@@ -48,3 +50,13 @@ def proxy(make_proxy) -> RunningProxy:
 def marker() -> str:
     """A comment unique to the test, to find its statements in the origin's log."""
     return f"/* t{uuid.uuid4().hex} */"
+
+
+@pytest.fixture
+def table(mariadb_server: MariaDBServer, proxy: RunningProxy) -> str:
+    """A fresh table ``(id int primary key, v varchar)`` in ``app`` with two rows."""
+    name = table_name()
+    with connect(mariadb_server, proxy) as conn:
+        rows(conn, f"CREATE TABLE {name} (id INT PRIMARY KEY, v VARCHAR(20))")
+        rows(conn, f"INSERT INTO {name} VALUES (1, 'one'), (2, 'two')")
+    return name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pymysql
@@ -16,6 +17,8 @@ def proxy_kwargs(
     """PyMySQL keyword arguments reaching ``server`` through ``proxy``."""
     kwargs = server.pymysql_kwargs(user, database, tls=tls, host=proxy.host, port=proxy.port)
     kwargs["user"] = prefix + user
+    if not tls:
+        kwargs["ssl_disabled"] = True  # PyMySQL 2 tries TLS unless told not to
     kwargs.setdefault("autocommit", True)
     kwargs.update(overrides)
     return kwargs
@@ -31,3 +34,8 @@ def rows(conn: pymysql.Connection, sql: str, args: Any = None) -> list[tuple]:
     with conn.cursor() as cur:
         cur.execute(sql, args)
         return list(cur.fetchall())
+
+
+def table_name() -> str:
+    """A table name no other test uses."""
+    return f"t_{uuid.uuid4().hex[:12]}"

@@ -305,7 +305,6 @@ class Relay:
             await self.origin.send(packet.raw)
         assert command is not None
         state = self.state
-        was_idle = state.idle
         reader = m.ResultReader(command, self.caps, self.mcaps)
         first_payload = None
         self._uploaded = False
@@ -315,13 +314,6 @@ class Relay:
             if fill is not None:
                 self.cache.finish_fill(fill, False)
             raise
-        ended, tx_writes = False, frozenset()
-        if command not in _NO_STATUS and (reader.error is None or reader.result_sets):
-            ended, tx_writes = state.status(reader.status_flags)
-        if stmt.is_write and (not was_idle or state.in_transaction):
-            state.note_write(stmt)
-        if ended and tx_writes != frozenset():
-            self._invalidate(tx_writes)
         if fill is not None:
             clean = (
                 reader.error is None and not self._uploaded and not reader.cursor_opened
@@ -342,6 +334,7 @@ class Relay:
         first_payload = None
         oks = 0
         write = stmt.is_write
+        was_idle = self.state.idle
         while True:
             try:
                 packet = packets.next_packet()
@@ -372,6 +365,7 @@ class Relay:
             out.append(packet.raw)
             size += len(packet.raw)
             if done:
+                self._settle(reader, stmt, was_idle)
                 await self.client.send(b"".join(out))
                 return first_payload
             if reader.local_infile and not packet.continued:
@@ -385,6 +379,19 @@ class Relay:
                 await self.client.send(b"".join(out))
                 out.clear()
                 size = 0
+
+    def _settle(self, reader: m.ResultReader, stmt: Classification, was_idle: bool) -> None:
+        """The response is complete: follow the transaction status and, when a
+        transaction ended, invalidate what it wrote — before the client sees the
+        last packet (the COMMIT's OK)."""
+        state = self.state
+        ended, tx_writes = False, frozenset()
+        if reader.command not in _NO_STATUS and (reader.error is None or reader.result_sets):
+            ended, tx_writes = state.status(reader.status_flags)
+        if stmt.is_write and (not was_idle or state.in_transaction):
+            state.note_write(stmt)
+        if ended and tx_writes != frozenset():
+            self._invalidate(tx_writes)
 
     async def _upload(self) -> None:
         """LOAD DATA LOCAL INFILE: the client's file, packet by packet, up to the
