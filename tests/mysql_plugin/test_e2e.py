@@ -375,3 +375,61 @@ def test_malformed_command_gets_error(mariadb_server, proxy):
         assert err[0] == 0xFF and b"malformed" in err
         assert sock.recv(10) == b""
         assert rows(bystander, "SELECT 2") == [(2,)]
+
+
+@pytest.mark.parametrize("user", ["native_user", "ed25519_user"])
+def test_cache_behind_another_origin_address(mariadb_server, make_proxy, user, marker):
+    """The greeting came from the default cache's origin; a cache behind another address
+    makes wirecache greet that origin and ask the client for a new answer (auth switch)."""
+    elsewhere = cache_config("localhost", mariadb_server.port, id="elsewhere", dialect="mysql",
+                             default=False)  # fmt: skip
+    proxy = make_proxy(elsewhere)
+    q = f"SELECT 'switched' {marker}"
+    for _ in range(2):
+        with connect(mariadb_server, proxy, user, prefix="elsewhere-") as conn:
+            assert rows(conn, q) == [("switched",)]
+    assert mariadb_server.statement_count(marker) == 1
+    with pytest.raises(pymysql.err.OperationalError) as info:
+        connect(mariadb_server, proxy, user, prefix="elsewhere-", password="wrong")
+    assert info.value.args[0] == 1045
+
+
+def test_mariadb_direct_execute(mariadb_server, proxy, table):
+    """PREPARE and EXECUTE with statement id 0xFFFFFFFF sent back to back, as the
+    MariaDB connectors do; the answers come back in order and the second run is a hit."""
+    from wirecache_mysql import messages as m
+    from wirecache_mysql.packets import PacketReader, build_packet
+
+    with connect(mariadb_server, proxy) as conn:
+        sock = conn._sock
+        caps = conn.server_capabilities & conn.client_flag
+        sql = f"SELECT v FROM {table} WHERE id = ?".encode()
+        # statement 0xFFFFFFFF (the last prepared), no cursor, one iteration; one
+        # non-NULL parameter, types sent: LONG 2
+        execute = (bytes([m.COM_STMT_EXECUTE]) + struct.pack("<IBI", 0xFFFFFFFF, 0, 1)
+                   + b"\x00" + b"\x01" + struct.pack("<H", m.MYSQL_TYPE_LONG)
+                   + struct.pack("<i", 2))  # fmt: skip
+        for _ in range(2):
+            sock.sendall(build_packet(0, bytes([m.COM_STMT_PREPARE]) + sql)
+                         + build_packet(0, execute))  # fmt: skip
+            reader = PacketReader()
+            answers = []
+            for command in (m.COM_STMT_PREPARE, m.COM_STMT_EXECUTE):
+                tracker = m.ResultReader(command, caps)
+                payloads = []
+                while True:
+                    packet = reader.next_packet()
+                    if packet is None:
+                        reader.receive_data(sock.recv(65536))
+                        continue
+                    payloads.append(packet.payload)
+                    if tracker.feed(packet.payload):
+                        break
+                assert tracker.error is None
+                answers.append(payloads)
+            assert answers[1][-2].endswith(b"two")  # the binary row holds 'two'
+            stmt_id = m.StmtPrepareOk.parse(answers[0][0]).statement_id
+            sock.sendall(build_packet(0, bytes([m.COM_STMT_CLOSE]) + struct.pack("<I", stmt_id)))
+        assert rows(conn, "SELECT 3") == [(3,)]
+    executed = [s for s in mariadb_server.statements() if table in s and "id = 2" in s]
+    assert len(executed) == 1

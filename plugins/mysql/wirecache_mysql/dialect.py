@@ -9,8 +9,8 @@
 2. the client's SSLRequest, then TLS with the bytes already read fed in
    (clients send their ClientHello without waiting for an answer);
 3. the HandshakeResponse41: route by the ``CACHEID-`` user-name prefix, move
-   to the chosen cache's origin if it is another server (the client is then
-   asked, with an AuthSwitchRequest, to answer that server's scramble), start
+   to the chosen cache's origin if it is another server (that server then
+   sends the client an AuthSwitchRequest over its own scramble), start
    TLS towards the origin if configured, and forward the response with the
    prefix removed;
 4. authentication relayed until the origin's OK (:mod:`wirecache_mysql.auth`);
@@ -40,6 +40,8 @@ from wirecache_mysql.wire import PacketStream, PeerClosed
 
 #: A client must finish TLS and send its HandshakeResponse41 within this.
 STARTUP_TIMEOUT = 60.0
+#: A plugin name no account uses (see ``MySQLDialect._move``).
+NO_PLUGIN = b"wirecache_reauthenticate"
 #: CR_CONN_HOST_ERROR: "Can't connect to MySQL server".
 ER_CANT_CONNECT = 2003
 
@@ -134,6 +136,8 @@ class MySQLDialect(Dialect):
                                                  str(e)))  # fmt: skip
                 return
         plugin = response.auth_plugin or leg.greeting.auth_plugin or auth.MYSQL_NATIVE_PASSWORD
+        if plugin == NO_PLUGIN:
+            plugin = None
         caps = response.capabilities & (offered.capabilities | m.CLIENT_SSL) & ~m.CLIENT_SSL
         mcaps = offered.mariadb_capabilities & response.mariadb_capabilities
         try:
@@ -180,8 +184,8 @@ class MySQLDialect(Dialect):
         self, cs: PacketStream, conn: Connection, leg: origin.OriginLeg, cache,
         response: m.HandshakeResponse41, client_seq: int,
     ) -> tuple[origin.OriginLeg, m.HandshakeResponse41, int]:  # fmt: skip
-        """The client chose a cache behind another origin: greet that one and have
-        the client answer its scramble (an AuthSwitchRequest)."""
+        """The client chose a cache behind another origin: connect to that one and
+        let it ask the client for an answer over its own scramble."""
         same = leg.cache.config
         if cache.origin == same.origin and cache.config.origin_tls == same.origin_tls:
             leg.cache = cache
@@ -192,11 +196,11 @@ class MySQLDialect(Dialect):
             await new.aclose()
             raise OriginUnavailable(cache.id, str(cache.origin),
                                     "the client cannot answer an auth switch")  # fmt: skip
-        plugin = new.greeting.auth_plugin or auth.MYSQL_NATIVE_PASSWORD
-        switch = m.AuthSwitchRequest(plugin, new.greeting.nonce + b"\0")
-        await cs.send(build_packet(client_seq + 1, switch.build()))
-        answer = await cs.message()
-        return new, replace(response, auth_response=answer.payload, auth_plugin=plugin), answer.seq
+        # The client's answer was computed over the first origin's scramble. Name a
+        # plugin no account uses: the new origin then asks, with an auth switch that
+        # carries its own scramble, for the account's real plugin, and the client
+        # answers that (one switch, as for a direct connection).
+        return new, replace(response, auth_response=b"", auth_plugin=NO_PLUGIN), client_seq
 
 
 async def _try_send(cs: PacketStream, data: bytes) -> None:
