@@ -1,0 +1,368 @@
+"""The shared sqlglot classifier, driven by PostgreSQL's rules (DESIGN.md rule 5)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from wirecache.classify import CATALOG, Classification, Classifier, StatementKind, TxEffect
+from wirecache_postgres.classify import RULES
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return Classifier(RULES)
+
+
+def classify(classifier: Classifier, sql: str) -> Classification:
+    return classifier.classify_uncached(sql)
+
+
+# -- first-keyword guards: sqlglot parses these as something else -----------
+
+
+@pytest.mark.parametrize(
+    ("sql", "tx"),
+    [
+        ("SAVEPOINT a", TxEffect.OTHER),
+        ("  savepoint a", TxEffect.OTHER),
+        ("-- a comment\nSAVEPOINT a", TxEffect.OTHER),
+        ("RELEASE SAVEPOINT a", TxEffect.OTHER),
+        ("BEGIN", TxEffect.BEGIN),
+        ("/* leading */ BEGIN", TxEffect.BEGIN),
+        ("START TRANSACTION ISOLATION LEVEL SERIALIZABLE", TxEffect.BEGIN),
+        ("COMMIT", TxEffect.END),
+        ("END", TxEffect.END),
+        ("ROLLBACK", TxEffect.END),
+        ("ABORT", TxEffect.END),
+        ("PREPARE TRANSACTION 'x'", TxEffect.OTHER),
+    ],
+)
+def test_transaction_control(classifier, sql, tx):
+    result = classify(classifier, sql)
+    assert result.kind is StatementKind.TRANSACTION
+    assert result.tx is tx
+    assert not result.cacheable
+
+
+@pytest.mark.parametrize(
+    "sql", ["DISCARD ALL", "discard all", "DISCARD PLANS", "SET search_path = x", "RESET ALL",
+            "SET ROLE someone", "DEALLOCATE ALL"],
+)  # fmt: skip
+def test_session_statements(classifier, sql):
+    result = classify(classifier, sql)
+    assert result.kind is StatementKind.SESSION
+    assert result.changes_session
+    assert not result.cacheable
+    assert not result.is_write
+
+
+@pytest.mark.parametrize("sql", ["LISTEN ch", 'LISTEN "Ch"', "UNLISTEN *", "NOTIFY ch, 'x'",
+                                 "SHOW TimeZone", "VACUUM t", "EXPLAIN SELECT 1"])  # fmt: skip
+def test_harmless_statements_are_forwarded_without_invalidation(classifier, sql):
+    result = classify(classifier, sql)
+    assert not result.cacheable
+    assert result.writes == frozenset()
+    assert not result.is_write
+
+
+# -- writes with their tables -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "writes"),
+    [
+        ("INSERT INTO t VALUES (1)", {"t"}),
+        ("insert into Public.T (a) values (1)", {"t"}),
+        ("INSERT INTO t SELECT * FROM u", {"t", "u"}),
+        ("UPDATE public.t SET a = 1", {"t"}),
+        ("UPDATE t SET a = 1 FROM u WHERE t.b = u.b", {"t", "u"}),
+        ("DELETE FROM t WHERE a = 1", {"t"}),
+        ("DELETE FROM t USING u WHERE t.id = u.id", {"t", "u"}),
+        ("TRUNCATE t", {"t"}),
+        ("TRUNCATE TABLE t, u", {"t", "u"}),
+        ("MERGE INTO t USING u ON t.a = u.a WHEN MATCHED THEN DELETE", {"t", "u"}),
+        ("COPY t FROM STDIN", {"t"}),
+    ],
+)
+def test_writes_name_their_tables(classifier, sql, writes):
+    result = classify(classifier, sql)
+    assert result.kind is StatementKind.WRITE
+    assert not result.cacheable
+    assert result.writes is not None and writes <= result.writes
+    assert result.is_write
+
+
+def test_copy_to_is_an_uncached_read(classifier):
+    result = classify(classifier, "COPY t TO STDOUT")
+    assert not result.cacheable
+    assert not result.is_write
+    assert result.reads == {"t"}
+
+
+# -- DDL ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "tables"),
+    [
+        ("CREATE TABLE t (a int)", {"t"}),
+        ("ALTER TABLE t ADD COLUMN c int", {"t"}),
+        ("ALTER TABLE t RENAME TO u", {"t", "u"}),
+        ("DROP TABLE t", {"t"}),
+        ("DROP TABLE IF EXISTS public.t CASCADE", {"t"}),
+        ("CREATE INDEX i ON t (a)", {"t"}),
+        ("CREATE VIEW v AS SELECT * FROM t", {"v"}),
+        ("COMMENT ON TABLE t IS 'x'", {"t"}),
+        ("GRANT SELECT ON t TO someone", {"t"}),
+    ],
+)
+def test_ddl_bumps_its_tables_and_the_catalog(classifier, sql, tables):
+    result = classify(classifier, sql)
+    assert result.kind is StatementKind.DDL
+    assert not result.cacheable
+    assert result.writes is not None
+    assert tables | {CATALOG} <= result.writes
+
+
+def test_temporary_table_changes_the_session(classifier):
+    assert classify(classifier, "CREATE TEMP TABLE z (a int)").changes_session
+    assert not classify(classifier, "CREATE TABLE z (a int)").changes_session
+
+
+# -- reads that must not be cached --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x",
+        "WITH x AS (UPDATE t SET a = 1 RETURNING a) SELECT * FROM x",
+        "WITH x AS (INSERT INTO t VALUES (1) RETURNING a) SELECT * FROM u",
+    ],
+)
+def test_data_modifying_cte_is_a_write(classifier, sql):
+    result = classify(classifier, sql)
+    assert not result.cacheable
+    assert result.writes is not None and "t" in result.writes
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT * FROM t FOR UPDATE", "SELECT * FROM t FOR UPDATE OF t", "select 1 for share",
+     "SELECT * FROM t FOR NO KEY UPDATE", "SELECT * FROM t FOR KEY SHARE SKIP LOCKED"],
+)  # fmt: skip
+def test_row_locks_are_not_cached(classifier, sql):
+    result = classify(classifier, sql)
+    assert not result.cacheable
+    assert not result.is_write
+
+
+@pytest.mark.parametrize("sql", ["SELECT * INTO u FROM t", "SELECT a INTO TEMP u FROM t"])
+def test_select_into_writes_an_unknown_target(classifier, sql):
+    result = classify(classifier, sql)
+    assert not result.cacheable
+    assert result.is_write
+
+
+@pytest.mark.parametrize(
+    "sql", ["SELECT now()", "SELECT random()", "SELECT clock_timestamp()", "SELECT pg_sleep(1)",
+            "SELECT gen_random_uuid()", "SELECT current_timestamp", "SELECT txid_current()",
+            "SELECT a FROM t WHERE b < now() - interval '1 day'",
+            "SELECT current_setting('TimeZone')"],
+)  # fmt: skip
+def test_volatile_functions_are_not_cached_and_invalidate_nothing(classifier, sql):
+    result = classify(classifier, sql)
+    assert not result.cacheable
+    assert not result.is_write
+
+
+@pytest.mark.parametrize(
+    "sql", ["SELECT my_func(a) FROM t", "SELECT nextval('s')", "SELECT pg_notify('c', 'x')",
+            "SELECT * FROM t WHERE a = some_udf(1)"],
+)  # fmt: skip
+def test_unknown_functions_may_write_anything(classifier, sql):
+    result = classify(classifier, sql)
+    assert not result.cacheable
+    assert result.writes is None  # whole database invalidated after it
+
+
+@pytest.mark.parametrize("sql", ["SELECT set_config('a', 'b', false)",
+                                 "SELECT pg_advisory_lock(1)"])  # fmt: skip
+def test_session_functions(classifier, sql):
+    result = classify(classifier, sql)
+    assert not result.cacheable
+    assert result.changes_session
+
+
+@pytest.mark.parametrize(
+    "sql", ["CALL p()", "DO $$ BEGIN END $$", "REFRESH MATERIALIZED VIEW mv", "LOCK TABLE t",
+            "(SELECT 1)", "this is not sql at all"],
+)  # fmt: skip
+def test_unknown_statements_pass_through_and_invalidate_everything(classifier, sql):
+    result = classify(classifier, sql)
+    assert not result.cacheable
+    assert result.writes is None
+
+
+# -- cacheable reads --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "reads"),
+    [
+        ("SELECT 1", set()),
+        ("SELECT a FROM t", {"t"}),
+        ("SELECT a FROM s.T", {"t"}),
+        ("TABLE t", {"t"}),
+        ("VALUES (1)", set()),
+        ("SELECT * FROM t JOIN u ON t.a = u.a", {"t", "u"}),
+        ("SELECT 1 UNION SELECT a FROM t", {"t"}),
+        ("WITH c AS (SELECT a FROM t) SELECT * FROM c", {"t"}),
+        ("SELECT count(*), upper(b), coalesce(a, 1) FROM t", {"t"}),
+        ("SELECT * FROM generate_series(1, 3)", set()),
+        ("SELECT relname FROM pg_class", {"pg_class", CATALOG}),
+        ("select * from t where a = $1", {"t"}),
+    ],
+)
+def test_cacheable_reads_name_what_they_read(classifier, sql, reads):
+    result = classify(classifier, sql)
+    assert result.kind is StatementKind.READ
+    assert result.cacheable, result.reason
+    assert result.reads == reads
+    assert not result.is_write
+    assert result.fingerprint
+
+
+# -- multi-statement texts and comments ------------------------------------------
+
+
+def test_multi_statement_reads_are_cacheable(classifier):
+    result = classify(classifier, "SELECT a FROM t; SELECT b FROM u")
+    assert result.cacheable
+    assert result.reads == {"t", "u"}
+
+
+@pytest.mark.parametrize(
+    ("sql", "writes"),
+    [
+        ("SELECT 1; INSERT INTO t VALUES (1)", {"t"}),
+        ("SELECT a FROM t; DELETE FROM u", {"u"}),
+        ("INSERT INTO t VALUES (1); SELECT a FROM t", {"t"}),
+        ("BEGIN; INSERT INTO t VALUES (1); COMMIT", {"t"}),
+        ("DROP TABLE t; CREATE TABLE t (a int)", {"t", CATALOG}),
+    ],
+)
+def test_any_write_in_a_multi_statement_text_invalidates(classifier, sql, writes):
+    result = classify(classifier, sql)
+    assert not result.cacheable
+    assert result.writes is not None and writes <= result.writes
+
+
+def test_multi_statement_with_unknown_invalidates_everything(classifier):
+    result = classify(classifier, "SELECT 1; CALL p()")
+    assert not result.cacheable
+    assert result.writes is None
+
+
+def test_multi_statement_transaction_effect(classifier):
+    assert classify(classifier, "BEGIN; SELECT 1").tx is TxEffect.BEGIN
+    assert classify(classifier, "SELECT 1; COMMIT").tx is TxEffect.END
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT 1 -- ; DELETE FROM t", "SELECT '; DELETE FROM t'", "SELECT $$;$$",
+     "SELECT 1 /* ; DROP TABLE t */", "SELECT \"a;b\" FROM t"],
+)  # fmt: skip
+def test_semicolons_in_comments_and_literals_do_not_split(classifier, sql):
+    result = classify(classifier, sql)
+    assert result.cacheable, result.reason
+    assert not result.is_write
+
+
+def test_comments_do_not_hide_a_write(classifier):
+    result = classify(classifier, "/* SELECT */ -- SELECT\n DELETE FROM t")
+    assert result.kind is StatementKind.WRITE
+    assert result.writes == {"t"}
+
+
+@pytest.mark.parametrize("sql", ["", "   ", ";", ";;"])
+def test_empty_texts(classifier, sql):
+    result = classify(classifier, sql)
+    assert result.kind is StatementKind.EMPTY
+    assert not result.cacheable
+    assert not result.is_write
+
+
+@pytest.mark.parametrize("sql", ["-- only a comment", "/* c */"])
+def test_comment_only_texts_are_not_cached(classifier, sql):
+    assert not classify(classifier, sql).cacheable
+
+
+def test_same_template_same_fingerprint(classifier):
+    a = classify(classifier, "SELECT a FROM t WHERE id = 1")
+    b = classify(classifier, "SELECT a FROM t WHERE id = 2")
+    c = classify(classifier, "SELECT b FROM t WHERE id = 1")
+    assert a.fingerprint == b.fingerprint != c.fingerprint
+
+
+# -- memoisation --------------------------------------------------------------------
+
+
+def test_memoised_by_exact_text():
+    classifier = Classifier(RULES)
+    first = classifier.classify("SELECT a FROM t")
+    assert classifier.classify("SELECT a FROM t") is first
+    assert classifier.classify(b"SELECT a FROM t") == first  # wire bytes, same verdict
+    assert classifier.classify(b"SELECT a FROM t") is classifier.classify(b"SELECT a FROM t")
+    assert classifier.classify("SELECT a FROM t ") is not first
+
+
+def test_policy_runs_once_per_text():
+    calls: list[Classification] = []
+
+    def policy(stmt: Classification) -> Classification:
+        calls.append(stmt)
+        return stmt
+
+    classifier = Classifier(RULES, policy=policy)
+    for _ in range(3):
+        classifier.classify("SELECT a FROM t")
+        classifier.classify("INSERT INTO t VALUES (1)")  # not cacheable: no policy
+    assert len(calls) == 1
+
+
+def test_memo_is_bounded():
+    classifier = Classifier(RULES, memo_size=3)
+    first = classifier.classify("SELECT 0")
+    for i in range(1, 5):
+        classifier.classify(f"SELECT {i}")
+    assert classifier.classify("SELECT 0") is not first
+    assert classifier.classify("SELECT 0") == first
+
+
+# -- robustness ---------------------------------------------------------------------
+
+_TOKENS = ["SELECT", "INSERT", "INTO", "FROM", "t", "(", ")", ";", "'", '"', "$$", "--", "/*",
+           "*/", "WITH", "AS", "DELETE", "1", ",", "*", "\n", " ", "BEGIN", "SAVEPOINT", "FOR",
+           "UPDATE", "E'\\'", "$1", "::", "[", "]", "\x00", "é"]  # fmt: skip
+_SQLISH = st.lists(st.sampled_from(_TOKENS), max_size=30).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(max_size=200), _SQLISH))
+def test_arbitrary_text_never_raises(text):
+    classifier = Classifier(RULES)
+    result = classifier.classify(text)
+    assert isinstance(result, Classification)
+    if result.cacheable:
+        assert result.kind is StatementKind.READ
+        assert not result.is_write
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_never_raise(data):
+    result = Classifier(RULES).classify(data)
+    assert isinstance(result, Classification)
