@@ -7,7 +7,7 @@ add it here rather than reaching into a core module.
 
 from wirecache.cache.cache import Cache, Fill
 from wirecache.cache.events import CacheEvent, CacheOutcome
-from wirecache.cache.keys import request_key, session_digest
+from wirecache.cache.keys import derive_key, request_key, session_digest, statement_hash
 from wirecache.classify import (
     CATALOG,
     Classification,
@@ -41,6 +41,8 @@ __all__ = [
     "UnknownCache",
     "choose_cache",
     "hookimpl",
+    "derive_key",
     "request_key",
     "session_digest",
+    "statement_hash",
 ]

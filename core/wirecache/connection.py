@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import ssl
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import structlog
@@ -115,18 +113,31 @@ class Connection:
     def draining(self) -> bool:
         return self.server.draining.is_set()
 
-    @contextlib.contextmanager
-    def idle(self) -> Iterator[trio.CancelScope]:
+    def idle(self) -> _IdleScope:
         """Wrap a wait for the client's next bytes: it is cancelled when the server drains.
 
         The dialect then lets statements in flight finish and ends the
-        session; check ``scope.cancelled_caught`` after the block.
+        session; check ``scope.cancelled_caught`` after the block. (A class,
+        not a generator context manager: it wraps every read of every session.)
         """
-        with trio.CancelScope() as scope:
-            if self.draining:
-                scope.cancel()
-            self.server.idle_scopes.add(scope)
-            try:
-                yield scope
-            finally:
-                self.server.idle_scopes.discard(scope)
+        return _IdleScope(self.server)
+
+
+class _IdleScope:
+    __slots__ = ("_server", "_scope")
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._scope = trio.CancelScope()
+
+    def __enter__(self) -> trio.CancelScope:
+        scope = self._scope
+        scope.__enter__()
+        if self._server.draining.is_set():
+            scope.cancel()
+        self._server.idle_scopes.add(scope)
+        return scope
+
+    def __exit__(self, *exc: object) -> bool:
+        self._server.idle_scopes.discard(self._scope)
+        return self._scope.__exit__(*exc)  # type: ignore[arg-type]

@@ -30,3 +30,24 @@ def request_key(session: bytes, *request: bytes) -> bytes:
         h.update(len(part).to_bytes(4, "big"))
         h.update(part)
     return h.digest()
+
+
+def statement_hash(session: bytes, *statement: bytes) -> object:
+    """A hash state over the session digest and a statement's own parts.
+
+    Requests of a prepared statement differ only in their parameters; keeping
+    this state and deriving each key from a copy hashes the statement once.
+    """
+    h = blake2b(session, digest_size=KEY_SIZE)
+    for part in statement:
+        h.update(len(part).to_bytes(4, "big"))
+        h.update(part)
+    return h
+
+
+def derive_key(base: object, tag: bytes, extra: bytes = b"") -> bytes:
+    """The key of one request of a statement hashed by :func:`statement_hash`."""
+    h = base.copy()  # type: ignore[attr-defined]
+    h.update(tag)
+    h.update(extra)
+    return h.digest()

@@ -32,6 +32,10 @@ class Prepared:
     stmt: Classification
     #: The whole Parse message, to replay to the origin.
     raw: bytes
+    #: The statement's part of cache keys and the session digest it was made
+    #: under (see Relay._key).
+    hash: object = None
+    hash_digest: bytes = b""
 
 
 @dataclass(slots=True, eq=False)

@@ -32,7 +32,9 @@ from wirecache.api import (
     Fill,
     StatementKind,
     TxEffect,
+    derive_key,
     request_key,
+    statement_hash,
 )
 
 from wirecache_postgres import messages as m
@@ -215,18 +217,30 @@ class Relay:
 
     async def _client_pump(self) -> None:
         reader = self.client_reader
+        plan = self._plan
         while True:
             while True:
-                header = reader.next_header(STREAM_THRESHOLD)
-                if header is not None:
+                batch = reader.next_batch()
+                if batch is None:
+                    header = reader.next_header(STREAM_THRESHOLD)
+                    if header is None:
+                        break
                     self._large_message(header[0])
                     await self._flush()
                     await self._stream(reader, header[2], self.client, self.origin, None)
                     continue
-                msg = reader.next_message()
-                if msg is None:
-                    break
-                if not self._plan(*msg):
+                data, offsets = batch
+                if len(offsets) == 1:
+                    go_on = plan(data[0], data[5:], data)
+                else:
+                    go_on = True
+                    ends = offsets[1:]
+                    ends.append(len(data))
+                    for off, end in zip(offsets, ends, strict=True):
+                        if not plan(data[off], data[off + 5 : end], data[off:end]):
+                            go_on = False
+                            break
+                if not go_on:
                     await self._flush()
                     return
             await self._flush()
@@ -312,8 +326,14 @@ class Relay:
 
     # Extended protocol ----------------------------------------------------
 
-    def _key(self, tag: bytes, p: Prepared, *extra: bytes) -> bytes:
-        return request_key(self.state.digest, tag, p.text, p.types, *extra)
+    def _key(self, tag: bytes, p: Prepared, extra: bytes = b"") -> bytes:
+        """Key of an auxiliary or result entry of ``p``: the statement's part is
+        hashed once per session state and copied per request."""
+        digest = self.state.digest
+        if p.hash_digest is not digest:
+            p.hash = statement_hash(digest, p.text, p.types)
+            p.hash_digest = digest
+        return derive_key(p.hash, tag, extra)
 
     def _parse(self, body: bytes, raw: bytes) -> None:
         name, text, types = split_parse(body)
@@ -400,15 +420,15 @@ class Relay:
         views = self.views
         if target == ord("S"):
             p = views.client_statements.get(name)
-            key_parts: tuple[bytes, ...] = (b"DS",)
+            tag, extra = b"S", b""
             portal = None
         else:
             portal = views.client_portals.get(name)
             p = portal.prepared if portal is not None else None
-            key_parts = (b"DP", portal.rest) if portal is not None else ()
+            tag, extra = b"T", portal.rest if portal is not None else b""
         fill = None
         if p is not None and p.stmt.cacheable and self.can_hit:
-            key = self._key(key_parts[0], p, *key_parts[1:])
+            key = self._key(tag, p, extra)
             hit = self.cache.lookup(key, p.stmt, record=False)
             if hit is not None:
                 self._local(hit)
