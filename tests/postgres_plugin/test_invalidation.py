@@ -194,3 +194,59 @@ def test_trigger_writes_refresh_the_table_they_write(pg_server, proxy, marker, t
         assert _rows(reader, query) == [(0,)]
         writer.execute(f"INSERT INTO {table} VALUES (3, 'three')")
         assert _rows(reader, query) == [(1,)]
+
+
+# -- writes and reads over the extended query protocol ------------------------------
+
+
+def test_extended_protocol_write_refreshes_a_simple_protocol_read(pg_server, proxy, marker, table):
+    query = f"SELECT id, name FROM {table} ORDER BY id {marker}"
+    with connect(pg_server, proxy) as reader, connect(pg_server, proxy) as writer:
+        assert _rows(reader, query) == [(1, "one"), (2, "two")]
+        assert _rows(reader, query) == [(1, "one"), (2, "two")]
+        writer.execute(f"UPDATE {table} SET name = %s WHERE id = %s", ("uno", 1))
+        assert _rows(reader, query) == [(1, "uno"), (2, "two")]
+        writer.execute(f"INSERT INTO {table} VALUES (%s, %s)", (3, "three"), prepare=True)
+        assert _rows(reader, query) == [(1, "uno"), (2, "two"), (3, "three")]
+
+
+def test_simple_protocol_write_refreshes_an_extended_protocol_read(pg_server, proxy, marker, table):
+    query = f"SELECT name FROM {table} WHERE id = %s {marker}"
+    with connect(pg_server, proxy) as reader, connect(pg_server, proxy) as writer:
+        assert reader.execute(query, (1,)).fetchall() == [("one",)]
+        assert reader.execute(query, (1,)).fetchall() == [("one",)]
+        assert pg_server.statement_count(marker) == 1  # extended reads are cached too
+        writer.execute(f"UPDATE {table} SET name = 'eins' WHERE id = 1")
+        assert reader.execute(query, (1,)).fetchall() == [("eins",)]
+        assert pg_server.statement_count(marker) == 2
+        writer.execute(f"UPDATE {table} SET name = %s WHERE id = %s", ("ichi", 1))
+        assert reader.execute(query, (1,)).fetchall() == [("ichi",)]
+
+
+def test_asyncpg_writes_refresh_asyncpg_reads(pg_server, proxy, marker, table):
+    import asyncio
+
+    import asyncpg
+
+    async def main() -> list:
+        def conn():
+            return asyncpg.connect(
+                host=proxy.host, port=proxy.port, user="postgres", database="app",
+                password=pg_server.users["postgres"], ssl=False,
+            )  # fmt: skip
+
+        reader, writer = await conn(), await conn()
+        query = f"SELECT name FROM {table} WHERE id = $1 {marker}"
+        try:
+            seen = [await reader.fetchval(query, 1), await reader.fetchval(query, 1)]
+            await writer.execute(f"UPDATE {table} SET name = 'neo' WHERE id = $1", 1)
+            seen.append(await reader.fetchval(query, 1))
+            async with writer.transaction():
+                await writer.execute(f"UPDATE {table} SET name = $1 WHERE id = 1", "oen")
+            seen.append(await reader.fetchval(query, 1))
+        finally:
+            await reader.close()
+            await writer.close()
+        return seen
+
+    assert asyncio.run(main()) == ["one", "one", "neo", "oen"]
