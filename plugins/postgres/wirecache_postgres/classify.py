@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from wirecache.api import ClassifierRules, TxEffect
+from sqlglot import exp
+from wirecache.api import Classification, ClassifierRules, StatementKind, TxEffect
 
 #: First keywords of transaction control. ``PREPARE TRANSACTION`` ends the
 #: transaction in the session; a plain ``PREPARE name AS`` is not transaction
@@ -21,11 +22,12 @@ TRANSACTION_KEYWORDS = {
 
 SESSION_KEYWORDS = frozenset({"SET", "RESET", "DISCARD", "DEALLOCATE", "LOAD"})
 
-#: Statements forwarded without caching that change no table data.
+#: Statements forwarded without caching that change no table data. EXPLAIN is
+#: not here: EXPLAIN ANALYZE runs the statement it explains (see _refine).
 HARMLESS_KEYWORDS = frozenset(
     {
         "LISTEN", "UNLISTEN", "NOTIFY", "SHOW", "CHECKPOINT", "VACUUM", "ANALYZE",
-        "ANALYSE", "EXPLAIN", "DECLARE", "FETCH", "MOVE", "CLOSE", "SECURITY",
+        "ANALYSE", "DECLARE", "FETCH", "MOVE", "CLOSE", "SECURITY",
     }
 )  # fmt: skip
 
@@ -76,6 +78,22 @@ DETERMINISTIC_FUNCTIONS = frozenset(
     }
 )  # fmt: skip
 
+_EXPLAIN = Classification(StatementKind.UNKNOWN, False, reason="EXPLAIN is not cached")
+
+
+def _refine(tree: exp.Expression, result: Classification) -> Classification | None:
+    """A plain EXPLAIN writes nothing; EXPLAIN ANALYZE executes its statement, so it
+    keeps the generic verdict (unknown: the whole database is invalidated after it).
+    Any mention of ANALYZE counts, which can only over-invalidate."""
+    if (
+        isinstance(tree, exp.Command)
+        and tree.name.upper() == "EXPLAIN"
+        and "ANALY" not in tree.sql(dialect="postgres").upper()
+    ):
+        return _EXPLAIN
+    return None
+
+
 RULES = ClassifierRules(
     sqlglot_dialect="postgres",
     transaction_keywords=TRANSACTION_KEYWORDS,
@@ -86,4 +104,5 @@ RULES = ClassifierRules(
     deterministic_functions=DETERMINISTIC_FUNCTIONS,
     catalog_schemas=frozenset({"pg_catalog", "information_schema"}),
     catalog_prefixes=("pg_",),
+    refine=_refine,
 )
