@@ -57,13 +57,26 @@ def test_session_statements(classifier, sql):
     assert not result.is_write
 
 
-@pytest.mark.parametrize("sql", ["LISTEN ch", 'LISTEN "Ch"', "UNLISTEN *", "NOTIFY ch, 'x'",
-                                 "SHOW TimeZone", "VACUUM t", "EXPLAIN SELECT 1"])  # fmt: skip
+@pytest.mark.parametrize(
+    "sql", ["LISTEN ch", 'LISTEN "Ch"', "UNLISTEN *", "NOTIFY ch, 'x'", "SHOW TimeZone",
+            "VACUUM t", "EXPLAIN SELECT 1", "EXPLAIN DELETE FROM t",
+            "explain (costs off) select 1"],
+)  # fmt: skip
 def test_harmless_statements_are_forwarded_without_invalidation(classifier, sql):
     result = classify(classifier, sql)
     assert not result.cacheable
     assert result.writes == frozenset()
     assert not result.is_write
+
+
+@pytest.mark.parametrize(
+    "sql", ["EXPLAIN ANALYZE DELETE FROM t", "explain analyse insert into t values (1)",
+            "EXPLAIN (ANALYZE, BUFFERS) UPDATE t SET a = 1", "EXPLAIN (ANALYZE) SELECT f()"],
+)  # fmt: skip
+def test_explain_analyze_runs_its_statement(classifier, sql):
+    result = classify(classifier, sql)
+    assert not result.cacheable
+    assert result.is_write
 
 
 # -- writes with their tables -------------------------------------------------

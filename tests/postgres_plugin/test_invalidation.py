@@ -250,3 +250,30 @@ def test_asyncpg_writes_refresh_asyncpg_reads(pg_server, proxy, marker, table):
         return seen
 
     assert asyncio.run(main()) == ["one", "one", "neo", "oen"]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "EXPLAIN ANALYZE DELETE FROM {t} WHERE id = 2",
+        "EXPLAIN (ANALYZE, COSTS OFF) DELETE FROM {t} WHERE id = 2",
+        "explain analyse delete from {t} where id = 2",
+    ],
+)
+def test_explain_analyze_of_a_write_invalidates(pg_server, proxy, marker, table, statement):
+    """EXPLAIN ANALYZE runs the statement it explains: its write is real."""
+    query = f"SELECT id, name FROM {table} ORDER BY id {marker}"
+    with connect(pg_server, proxy) as reader, connect(pg_server, proxy) as writer:
+        assert _rows(reader, query) == [(1, "one"), (2, "two")]
+        assert _rows(reader, query) == [(1, "one"), (2, "two")]
+        writer.execute(statement.format(t=table))
+        assert _rows(reader, query) == [(1, "one")]
+
+
+def test_plain_explain_does_not_invalidate(pg_server, proxy, marker, table):
+    query = f"SELECT id, name FROM {table} ORDER BY id {marker}"
+    with connect(pg_server, proxy) as reader, connect(pg_server, proxy) as writer:
+        assert _rows(reader, query) == [(1, "one"), (2, "two")]
+        writer.execute(f"EXPLAIN DELETE FROM {table} WHERE id = 2")
+        assert _rows(reader, query) == [(1, "one"), (2, "two")]
+        assert pg_server.statement_count(marker) == 1
