@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -196,12 +197,17 @@ class Classifier:
         if found is not None:
             memo.move_to_end(text)
             return found
-        sql = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-        result = self.classify_uncached(sql)
-        if result.cacheable and self._policy is not None:
-            result = self._policy(result)
+        raw = text.encode() if isinstance(text, str) else text
+        shape = literal_shape(raw)
+        result = memo.get(shape) if shape is not None else None
+        if result is None:
+            result = self.classify_uncached(raw.decode("utf-8", "replace"))
+            if result.cacheable and self._policy is not None:
+                result = self._policy(result)
+            if shape is not None:
+                memo[shape] = result
         memo[text] = result
-        if len(memo) > self._memo_size:
+        while len(memo) > self._memo_size:
             memo.popitem(last=False)
         return result
 
@@ -382,6 +388,29 @@ class Classifier:
             fingerprint=_fingerprint(template) if cacheable else "",
             template=template[:TEMPLATE_LIMIT],
         )
+
+
+# Plain single-quoted strings and numbers not glued to a word, a placeholder
+# or a dot.
+_LITERAL = re.compile(rb"'(?:[^']|'')*'|(?<![\w$.])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
+# Anything that makes that simple lexing unreliable: dollar quotes and
+# placeholders, backslashes, comments, prefixed strings (E'', B'', X'', U&''),
+# quoted identifiers.
+_UNLEXABLE = re.compile(rb"""[$\\"`]|--|/\*|#|\b[eEbBxXnN]'|[uU]&'""")
+
+
+def literal_shape(text: bytes) -> bytes | None:
+    """``text`` with literals replaced by ``?``, or None when it cannot be done safely.
+
+    Texts sent with literals inlined (the simple protocol, client-side
+    binding) differ on every request while their classification does not:
+    a literal cannot add a function call, a table or a lock. Sharing the
+    memo entry by this shape pays sqlglot once per template instead of once
+    per text.
+    """
+    if _UNLEXABLE.search(text):
+        return None
+    return b"\0shape:" + _LITERAL.sub(b"?", text)
 
 
 def _first_keyword(sql: str) -> str:

@@ -9,11 +9,17 @@ acknowledgement, so no reader can be served the old result afterwards — and a
 miss that was in flight while the write committed is stored with a snapshot
 that is already out of date, so it is never served.
 
-Counters live in a diskcache of their own, never evicted, so that entries kept
-in L2 across a restart are not served after writes they missed. Several
-worker processes share one directory; in ``shared`` mode each check first
-reads a generation counter that every bump increments, and drops the
-in-memory mirror when another process bumped something.
+Entries in L2 outlive the process, so the counters must too:
+
+* one process (the default): counters live in memory and are written to a
+  diskcache of their own when the store closes. A store that was not closed
+  cleanly (a crash, SIGKILL) leaves its "dirty" mark on disk; the next start
+  then moves to a new *epoch*, which is part of every snapshot, so nothing
+  stored before the crash is served. Bumps cost a dict update.
+* several worker processes on one host (``shared``): every bump increments the
+  counter in the shared diskcache (atomic across processes) and a generation
+  counter; each check first reads the generation and drops the in-memory
+  mirror when another process bumped something.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from pathlib import Path
 import diskcache
 
 _GENERATION = ("generation",)
+_EPOCH = ("epoch",)
+_DIRTY = ("dirty",)
 
 
 class VersionStore:
@@ -33,6 +41,17 @@ class VersionStore:
         self._mirror: dict[tuple[str, ...], int] = {}
         self._shared = shared
         self._generation = self._disk.get(_GENERATION, 0)
+        if shared:
+            self._epoch = self._disk.get(_EPOCH, 0)
+            return
+        epoch = self._disk.get(_EPOCH, 0)
+        if self._disk.get(_DIRTY, False):
+            # The last process did not write its counters: they may lag.
+            epoch += 1
+            self._disk.set(_EPOCH, epoch)
+        self._epoch = epoch
+        self._disk.set(_DIRTY, True)
+        self._changed: set[tuple[str, ...]] = set()
 
     def _get(self, key: tuple[str, ...]) -> int:
         value = self._mirror.get(key)
@@ -51,17 +70,27 @@ class VersionStore:
         if self._shared:
             self._sync()
         get = self._get
-        return (get(("db", database)), *[get(("t", database, t)) for t in tables])
+        return (self._epoch, get(("db", database)), *[get(("t", database, t)) for t in tables])
 
     def bump(self, database: str, tables: frozenset[str] | None) -> None:
         """Advance the counters of ``tables`` (all of ``database`` when ``None``)."""
         keys = [("db", database)] if tables is None else [("t", database, t) for t in tables]
+        if not self._shared:
+            for key in keys:
+                self._mirror[key] = self._get(key) + 1
+            self._changed.update(keys)
+            return
         for key in keys:
             self._mirror[key] = self._disk.incr(key, default=0)
         self._generation = self._disk.incr(_GENERATION, default=0)
-        if self._shared:
-            # Another worker may have bumped other counters meanwhile.
-            self._mirror.clear()
+        # Another worker may have bumped other counters meanwhile.
+        self._mirror.clear()
 
     def close(self) -> None:
+        """Write the counters (one process) and mark the store clean."""
+        if not self._shared:
+            with self._disk.transact():
+                for key in self._changed:
+                    self._disk.set(key, self._mirror[key])
+                self._disk.set(_DIRTY, False)
         self._disk.close()
