@@ -85,3 +85,28 @@ def test_transaction_control(classify, sql, tx):
 def test_harmless(classify, sql):
     r = classify(sql)
     assert not r.cacheable and r.writes == frozenset() and not r.changes_session
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["EXPLAIN ANALYZE UPDATE t SET v = 1", "explain analyze delete from t where id = 2",
+     "DESCRIBE ANALYZE INSERT INTO t VALUES (1)", "EXPLAIN ANALYZE FORMAT=TREE DELETE FROM t",
+     "ANALYZE UPDATE t SET v = 1", "ANALYZE DELETE FROM t WHERE id = 2",
+     "ANALYZE FORMAT=JSON DELETE FROM t", "EXPLAIN /* c */ ANALYZE DELETE FROM t"],
+)  # fmt: skip
+def test_explain_analyze_and_mariadb_analyze_run_their_statement(classify, sql):
+    """MySQL 8's EXPLAIN ANALYZE and MariaDB's ANALYZE <stmt> execute the statement:
+    never harmless, never cached; their targets are unknown, so the whole database
+    is invalidated after them."""
+    r = classify(sql)
+    assert not r.cacheable and r.is_write and r.writes is None, r
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["EXPLAIN UPDATE t SET v = 1", "EXPLAIN DELETE FROM t", "EXPLAIN FORMAT=JSON SELECT 1",
+     "EXPLAIN EXTENDED SELECT * FROM t", "DESC t", "ANALYZE TABLE t"],
+)  # fmt: skip
+def test_plain_explain_writes_nothing(classify, sql):
+    r = classify(sql)
+    assert not r.cacheable and not r.is_write, r

@@ -163,6 +163,36 @@ def test_write_on_another_connection_invalidates(mariadb_server, proxy, table, m
     assert mariadb_server.statement_count(marker) == 2
 
 
+@pytest.mark.parametrize(
+    "statement",
+    ["ANALYZE DELETE FROM {t} WHERE id = 2",
+     "analyze format=json delete from {t} where id = 2",
+     "ANALYZE UPDATE {t} SET v = 'gone' WHERE id = 2"],
+)  # fmt: skip
+def test_analyze_of_a_write_invalidates(mariadb_server, proxy, table, marker, statement):
+    """MariaDB's ANALYZE <stmt> (MySQL 8: EXPLAIN ANALYZE) runs the statement it
+    explains: its write is real and must invalidate. MariaDB 10.11 rejects MySQL's
+    EXPLAIN ANALYZE syntax, so that form is covered by test_classify only."""
+    q = f"SELECT id, v FROM {table} WHERE v <> 'gone' ORDER BY id {marker}"
+    with connect(mariadb_server, proxy) as reader, connect(mariadb_server, proxy) as writer:
+        assert rows(reader, q) == [(1, "one"), (2, "two")]
+        assert rows(reader, q) == [(1, "one"), (2, "two")]
+        rows(writer, statement.format(t=table))
+        assert rows(reader, q) == [(1, "one")]
+    assert mariadb_server.statement_count(marker) == 2
+
+
+def test_plain_explain_does_not_invalidate(mariadb_server, proxy, table, marker):
+    q = f"SELECT id, v FROM {table} ORDER BY id {marker}"
+    with connect(mariadb_server, proxy) as reader, connect(mariadb_server, proxy) as writer:
+        assert rows(reader, q) == [(1, "one"), (2, "two")]
+        rows(writer, f"EXPLAIN DELETE FROM {table} WHERE id = 2")
+        rows(writer, f"EXPLAIN SELECT * FROM {table}")
+        rows(writer, f"DESCRIBE {table}")
+        assert rows(reader, q) == [(1, "one"), (2, "two")]
+    assert mariadb_server.statement_count(marker) == 1
+
+
 def test_write_from_other_database_invalidates(mariadb_server, proxy, table, marker):
     q = f"SELECT v FROM {table} WHERE id = 1 {marker}"
     with connect(mariadb_server, proxy) as reader:

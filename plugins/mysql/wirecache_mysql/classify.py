@@ -40,10 +40,11 @@ TRANSACTION_KEYWORDS = {
 SESSION_KEYWORDS = frozenset({"SET", "USE", "RESET", "PREPARE", "DEALLOCATE"})
 
 #: Forwarded, not cached, change no table data. ``ANALYZE`` is not here
-#: (MariaDB's ``ANALYZE UPDATE`` runs the update), nor ``DO`` (it may call a
-#: function that writes).
+#: (MariaDB's ``ANALYZE UPDATE`` runs the update), nor ``EXPLAIN``/``DESCRIBE``
+#: (MySQL 8's ``EXPLAIN ANALYZE`` runs its statement: see :func:`refine`), nor
+#: ``DO`` (it may call a function that writes).
 HARMLESS_KEYWORDS = frozenset(
-    {"SHOW", "DESCRIBE", "DESC", "EXPLAIN", "HELP", "KILL", "CHECK", "CHECKSUM", "OPTIMIZE",
+    {"SHOW", "HELP", "KILL", "CHECK", "CHECKSUM", "OPTIMIZE",
      "REPAIR", "FLUSH", "SIGNAL", "RESIGNAL", "GET", "BINLOG", "PURGE", "CACHE"}
 )  # fmt: skip
 
@@ -134,8 +135,32 @@ def _refine_command(tree: exp.Command, result: Classification) -> Classification
     return None
 
 
+_EXPLAIN = Classification(StatementKind.UNKNOWN, False, reason="EXPLAIN is not cached")
+_ANALYZE_TABLE = Classification(StatementKind.UNKNOWN, False, reason="ANALYZE TABLE is not cached")
+
+
+def _refine_explain(tree: exp.Expression) -> Classification | None:
+    """``EXPLAIN``/``DESCRIBE`` of a statement or a table writes nothing, but
+    MySQL 8's ``EXPLAIN ANALYZE <stmt>`` (and MariaDB's ``ANALYZE <stmt>``,
+    which sqlglot cannot parse and so stays unknown) executes the statement:
+    it keeps the generic verdict, unknown, and the whole database is
+    invalidated after it. Any mention of ANALYZE counts, which can only
+    over-invalidate."""
+    if isinstance(tree, exp.Describe):
+        style = str(tree.args.get("style") or "").upper()
+        if "ANALY" in style or "ANALY" in tree.sql(dialect="mysql").upper():
+            return None
+        return _EXPLAIN
+    if isinstance(tree, exp.Analyze) and str(tree.args.get("kind") or "").upper() == "TABLE":
+        # ANALYZE TABLE t only refreshes index statistics.
+        return _ANALYZE_TABLE
+    return None
+
+
 def refine(tree: exp.Expression, result: Classification) -> Classification | None:
     """MySQL's corrections to the generic classification (see the module docstring)."""
+    if isinstance(tree, (exp.Describe, exp.Analyze)):
+        return _refine_explain(tree)
     if isinstance(tree, exp.Command):
         return _refine_command(tree, result)
     if isinstance(tree, exp.Select) and isinstance(tree.args.get("into"), exp.Into):
