@@ -6,6 +6,7 @@ add it here rather than reaching into a core module.
 """
 
 from wirecache.cache.cache import Cache, Fill
+from wirecache.cache.dependencies import Dependencies
 from wirecache.cache.events import CacheEvent, CacheOutcome
 from wirecache.cache.keys import derive_key, request_key, session_digest, statement_hash
 from wirecache.classify import (
@@ -31,6 +32,7 @@ __all__ = [
     "Classification",
     "ClassifierRules",
     "Connection",
+    "Dependencies",
     "Dialect",
     "Fill",
     "OriginUnavailable",

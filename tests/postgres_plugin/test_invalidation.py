@@ -147,15 +147,10 @@ def test_failed_write_still_invalidates(pg_server, proxy, marker, table):
         assert _rows(reader, query) == [(1, "one"), (2, "two")]
 
 
-# Writes that change tables the statement does not name. The classifier sees only
-# the statement text, so these stay stale until the table versions learn about
-# dependencies from the origin's catalog (views, foreign keys, triggers, rules).
-_INDIRECT = pytest.mark.xfail(
-    strict=True, reason="known gap: invalidation does not follow views, cascades or triggers"
-)
+# Writes that change tables the statement does not name: wirecache reads the
+# edges (views, cascading foreign keys, triggers) from the origin's catalog.
 
 
-@_INDIRECT
 def test_write_to_a_table_refreshes_a_view_of_it(pg_server, proxy, marker, table):
     query = f"SELECT count(*) FROM {table}_v {marker}"
     with connect(pg_server, proxy) as reader, connect(pg_server, proxy) as writer:
@@ -165,7 +160,6 @@ def test_write_to_a_table_refreshes_a_view_of_it(pg_server, proxy, marker, table
         assert _rows(reader, query) == [(0,)]
 
 
-@_INDIRECT
 def test_on_delete_cascade_refreshes_the_child_table(pg_server, proxy, marker, table):
     query = f"SELECT count(*) FROM {table}_c {marker}"
     with connect(pg_server, proxy) as reader, connect(pg_server, proxy) as writer:
@@ -178,7 +172,6 @@ def test_on_delete_cascade_refreshes_the_child_table(pg_server, proxy, marker, t
         assert _rows(reader, query) == [(1,)]
 
 
-@_INDIRECT
 def test_trigger_writes_refresh_the_table_they_write(pg_server, proxy, marker, table):
     query = f"SELECT count(*) FROM {table}_log {marker}"
     with connect(pg_server, proxy) as reader, connect(pg_server, proxy) as writer:

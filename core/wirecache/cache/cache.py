@@ -21,10 +21,11 @@ from pathlib import Path
 
 import structlog
 
+from wirecache.cache.dependencies import Dependencies
 from wirecache.cache.events import CacheEvent, CacheOutcome
 from wirecache.cache.store import Entry, EntryStore
 from wirecache.cache.versions import VersionStore
-from wirecache.classify import Classification, Classifier, ClassifierRules
+from wirecache.classify import CATALOG, Classification, Classifier, ClassifierRules
 from wirecache.config import CacheConfig
 from wirecache.stats import CacheStats, TemplateStats
 
@@ -108,6 +109,9 @@ class Cache:
         directory.mkdir(parents=True, exist_ok=True)
         self.entries = EntryStore(directory / "entries", config.memory_budget, config.disk_budget)
         self.versions = VersionStore(directory / "versions", shared=shared_versions)
+        #: Catalog edges per database, supplied by the dialect (see
+        #: :meth:`dependencies_due` and :meth:`set_dependencies`).
+        self.dependencies: dict[str, Dependencies] = {}
         self._log = log.bind(cache=self.id, origin=str(self.origin))
 
     # -- policy, once per statement text ----------------------------------
@@ -156,11 +160,15 @@ class Cache:
         self, key: bytes, stmt: Classification, database: str, *, record: bool = True
     ) -> Fill:
         """Snapshot versions for a miss *before* it is sent to the origin."""
-        tables = tuple(sorted(stmt.reads))
-        return Fill(
+        reads = self._read_tables(database, stmt)
+        tables = reads if reads is not None else ()
+        fill = Fill(
             key, stmt, database, self.versions.snapshot(database, tables), tables,
             self.config.max_entry_bytes, record,
         )  # fmt: skip
+        if reads is None:
+            fill.parts = None  # reads data that lives outside the database
+        return fill
 
     def finish_fill(self, fill: Fill, ok: bool) -> None:
         """Store a completed miss when it was clean, complete and within the cap."""
@@ -174,9 +182,11 @@ class Cache:
         if not ok:
             reason = "error or incomplete response"
         elif fill.overflowed:
-            reason = "larger than max_entry_bytes"
+            reason = "larger than max_entry_bytes, or reads a foreign table"
         elif self.versions.snapshot(fill.database, fill.tables) != fill.versions:
             reason = "a write committed while the statement ran"
+        elif self._read_tables(fill.database, stmt) != fill.tables:
+            reason = "the catalog changed while the statement ran"
         if reason:
             self._log.debug("cache.skip", fingerprint=stmt.fingerprint, reason=reason)
             if self._event_hook is not None and stats is not None:
@@ -198,8 +208,29 @@ class Cache:
         if self._event_hook is not None:
             self._emit(CacheOutcome.STORE, stmt, elapsed, len(payload))
 
+    def _read_tables(self, database: str, stmt: Classification) -> tuple[str, ...] | None:
+        """The tables a read depends on, views expanded; None: must not be stored."""
+        deps = self.dependencies.get(database)
+        reads = deps.read_tables(stmt.reads) if deps is not None else stmt.reads
+        return tuple(sorted(reads)) if reads is not None else None
+
+    def dependencies_due(self, database: str) -> bool:
+        """Whether the dialect should (re)read the catalog edges of ``database``."""
+        deps = self.dependencies.get(database)
+        return deps is None or deps.due
+
+    def set_dependencies(self, database: str, deps: Dependencies) -> None:
+        self.dependencies[database] = deps
+        self._log.info("cache.dependencies", database=database, views=len(deps.reads),
+                       edges=len(deps.writes), opaque=len(deps.opaque))  # fmt: skip
+
     def invalidate(self, database: str, tables: frozenset[str] | None) -> None:
         """Bump versions after an acknowledged write (``None``: the whole database)."""
+        deps = self.dependencies.get(database)
+        if deps is not None:
+            tables = deps.written_tables(tables)
+            if tables is None or CATALOG in tables:
+                deps.stale = True  # the schema may have changed: read it again
         self.versions.bump(database, tables)
         self.stats.invalidations += 1
         self._log.info(

@@ -11,9 +11,16 @@ from __future__ import annotations
 import contextlib
 
 import trio
-from wirecache.api import Cache, ClassifierRules, Connection, Dialect, OriginUnavailable
+from wirecache.api import (
+    Cache,
+    ClassifierRules,
+    Connection,
+    Dependencies,
+    Dialect,
+    OriginUnavailable,
+)
 
-from wirecache_postgres import auth, cancel
+from wirecache_postgres import auth, cancel, catalog
 from wirecache_postgres import messages as m
 from wirecache_postgres.classify import RULES
 from wirecache_postgres.framing import ProtocolError
@@ -168,6 +175,12 @@ class PostgresDialect(Dialect):
             out.append(raw)
             if kind == Backend.READY_FOR_QUERY:
                 state.ready(m.parse_ready_for_query(body).status)
+                if cache.dependencies_due(state.database):
+                    deps, error = await catalog.read_dependencies(origin)
+                    if deps is None:
+                        conn.log.warning("catalog.unreadable", error=error)
+                        deps = Dependencies.unknown_edges()
+                    cache.set_dependencies(state.database, deps)
                 await client.send(b"".join(out))
                 return registered
             if kind == Backend.ERROR_RESPONSE:

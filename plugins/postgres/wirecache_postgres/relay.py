@@ -29,6 +29,7 @@ from wirecache.api import (
     Cache,
     Classification,
     Connection,
+    Dependencies,
     Fill,
     StatementKind,
     TxEffect,
@@ -37,6 +38,7 @@ from wirecache.api import (
     statement_hash,
 )
 
+from wirecache_postgres import catalog
 from wirecache_postgres import messages as m
 from wirecache_postgres.extended import (
     Portal,
@@ -97,7 +99,7 @@ class Unit:
 
     __slots__ = (
         "local", "ends", "extended", "sync", "stmt", "fill", "fill_ok", "swallow",
-        "acknowledged", "undo", "include_end",
+        "acknowledged", "undo", "include_end", "catalog",
     )  # fmt: skip
 
     def __init__(
@@ -112,6 +114,7 @@ class Unit:
         swallow: bool = False,
         undo: Callable[[], None] | None = None,
         include_end: bool = True,
+        catalog: list[list[bytes | None]] | None = None,
     ) -> None:
         self.local = local
         self.ends = ends
@@ -126,6 +129,9 @@ class Unit:
         #: Whether the terminating message belongs in the stored entry
         #: (CommandComplete does; ReadyForQuery is generated live).
         self.include_end = include_end
+        #: Rows of wirecache's own catalog query (see catalog.py): the whole
+        #: response is read here and none of it reaches the client.
+        self.catalog = catalog
 
 
 def _blocks_hits(stmt: Classification | None) -> bool:
@@ -159,6 +165,8 @@ class Relay:
         #: Whether the current extended-protocol group (up to Sync) sent
         #: anything to the origin, which then owes a ReadyForQuery.
         self.group_forwarded = False
+        #: wirecache's own catalog query is in flight on this session.
+        self.catalog_pending = False
         self.views = Views()
         self.client_lock = trio.Lock()
         #: Set when the last unit in flight is answered (for draining).
@@ -321,13 +329,36 @@ class Relay:
                 self._local(hit + READY_IDLE)
                 self.log.debug("cache.hit", fingerprint=stmt.fingerprint)
                 return
-            fill = cache.begin_fill(key, stmt, state.database)
+            fill = self._begin_fill(key, stmt)
             self.log.debug("cache.miss", fingerprint=stmt.fingerprint)
         self._sent(text, stmt)
         self._forward(raw, Unit(ends=_ENDS_SYNC, stmt=stmt, fill=fill, include_end=False))
 
+    def _begin_fill(self, key: bytes, stmt: Classification, *, record: bool = True) -> Fill:
+        """Start collecting a miss (reading the catalog edges first when they are due)."""
+        self._refresh_catalog()
+        return self.cache.begin_fill(key, stmt, self.state.database, record=record)
+
+    def _refresh_catalog(self) -> None:
+        """Queue wirecache's catalog query ahead of what follows when the edges are due.
+
+        A fill started meanwhile is stored only if the new reading leaves its
+        tables unchanged (the cache checks); writes meanwhile invalidate the
+        whole database. Never inside an extended-protocol group, which a
+        simple query would cut in two.
+        """
+        if (
+            not self.catalog_pending
+            and not self.group_forwarded
+            and self.cache.dependencies_due(self.state.database)
+        ):
+            self.catalog_pending = True
+            self._forward(m.query(catalog.QUERY), Unit(ends=_ENDS_SYNC, catalog=[]))
+
     def _sent(self, text: bytes, stmt: Classification) -> None:
         """Bookkeeping for a statement about to execute at the origin."""
+        if stmt.is_write:
+            self._refresh_catalog()
         self.state.statement_sent(text, stmt)
         if stmt.kind is StatementKind.SESSION or stmt.kind is StatementKind.UNKNOWN:
             dropped, name = deallocated(text)
@@ -368,8 +399,7 @@ class Relay:
         views = self.views
         fill = None
         if p.stmt.cacheable and self.can_hit:
-            fill = self.cache.begin_fill(self._key(b"P", p), p.stmt, self.state.database,
-                                         record=False)  # fmt: skip
+            fill = self._begin_fill(self._key(b"P", p), p.stmt, record=False)
         previous = views.origin_statements.get(p.name)
         views.origin_statements[p.name] = p
 
@@ -443,7 +473,7 @@ class Relay:
             if hit is not None:
                 self._local(hit)
                 return
-            fill = self.cache.begin_fill(key, p.stmt, self.state.database, record=False)
+            fill = self._begin_fill(key, p.stmt, record=False)
         if portal is not None:
             self._ensure_portal(portal)
         elif p is not None:
@@ -462,8 +492,7 @@ class Relay:
         stmt = p.stmt if p is not None else _UNKNOWN
         fill = None
         if p is not None and stmt.cacheable and max_rows == 0 and self.can_hit:
-            fill = self.cache.begin_fill(self._key(b"E", p, portal.rest), stmt,
-                                         self.state.database)  # fmt: skip
+            fill = self._begin_fill(self._key(b"E", p, portal.rest), stmt)
             self.log.debug("cache.miss", fingerprint=stmt.fingerprint)
         if portal is not None:
             self._ensure_portal(portal)
@@ -559,6 +588,17 @@ class Relay:
                 continue
             if head is None:
                 continue  # nothing expected: relay as it is
+            if head.catalog is not None:
+                out.append(data[out_start:off])
+                out_start = end
+                if kind == Backend.DATA_ROW:
+                    head.catalog.append(list(m.parse_data_row(data[off + 5 : end]).values))
+                elif kind == _E:
+                    head.fill_ok = False
+                elif kind == _Z:
+                    self._catalog_read(head)
+                    out_start, unit_start = self._end_unit(data, out, out_start, end)
+                continue
             if kind == _E and head.extended:
                 self._finish(head, data, unit_start, off, ok=False)
                 out_start, unit_start = self._end_unit(data, out, out_start, end, emit=False)
@@ -626,6 +666,15 @@ class Relay:
             if head.fill_ok and stop > start:
                 head.fill.add(data[start:stop])
             self.cache.finish_fill(head.fill, ok)
+
+    def _catalog_read(self, head: Unit) -> None:
+        self.catalog_pending = False
+        if head.fill_ok and head.catalog is not None:
+            deps = catalog.parse_rows(head.catalog)
+        else:
+            self.log.warning("catalog.unreadable")
+            deps = Dependencies.unknown_edges()
+        self.cache.set_dependencies(self.state.database, deps)
 
     def _acknowledged(self, head: Unit) -> None:
         """A CommandComplete of ``head``: invalidate before the client sees it.
