@@ -1,19 +1,17 @@
-"""Which cache a client asked for, and the startup parameters the origin sees.
+"""Which cache a PostgreSQL client asked for, and the startup parameters the origin sees.
 
-A client names its cache with ``application_name=CACHEID`` or with the user
-name ``CACHEID-realuser`` (the prefix is removed before the origin sees it).
-Real user names may contain dashes and ``application_name`` is often set by
-drivers (psql sends "psql"), so a value that names no cache is not an error
-when the listener has one obvious cache to fall back on: a single cache, or
-one marked ``default = true``. Only when several caches share a listener
-without a default does an unknown id become a FATAL error.
+The rules are the core's (:func:`wirecache.api.choose_cache`): the user-name
+prefix ``CACHEID-realuser`` (removed before the origin sees it), then
+``application_name=CACHEID``, then the listener's only or default cache.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wirecache.api import Cache, Connection
+from wirecache.api import Cache, Connection, UnknownCache, choose_cache
+
+HOW = "Put the cache id in application_name or in front of the user name (CACHEID-user)."
 
 
 @dataclass(frozen=True)
@@ -37,25 +35,11 @@ def route(conn: Connection, params: dict[str, str]) -> Route:
     user = params.get("user", "")
     if not user:
         raise RoutingError("no PostgreSQL user name specified in startup packet")
-    prefix, dash, rest = user.partition("-")
-    cache, rewritten = None, False
-    if dash and rest and (found := conn.resolve(prefix)) is not None:
-        cache, user, rewritten = found, rest, True
-    elif (app := params.get("application_name")) and (found := conn.resolve(app)) is not None:
-        cache = found
-    else:
-        caches = conn.listener.caches
-        if len(caches) == 1 or caches[0].config.default:
-            cache = caches[0]
-    if cache is None:
-        asked = prefix if dash else params.get("application_name", "")
-        known = ", ".join(conn.known_cache_ids())
-        raise RoutingError(
-            f'wirecache: unknown cache id "{asked}"; this listener serves: {known}. '
-            "Put the cache id in application_name or in front of the user name "
-            "(CACHEID-user)."
-        )
+    try:
+        choice = choose_cache(conn, user, params.get("application_name"), how=HOW)
+    except UnknownCache as e:
+        raise RoutingError(str(e)) from None
     origin_params = dict(params)
-    origin_params["user"] = user
-    database = params.get("database") or user
-    return Route(cache, user, database, origin_params, rewritten)
+    origin_params["user"] = choice.user
+    database = params.get("database") or choice.user
+    return Route(choice.cache, choice.user, database, origin_params, choice.user_rewritten)

@@ -13,7 +13,7 @@ returns a session to its initial state, so it resets the fold.
 
 from __future__ import annotations
 
-from wirecache.api import Classification, session_digest
+from wirecache.api import Classification, SessionKey, TransactionWrites
 
 #: ParameterStatus values that cannot change result bytes or visibility.
 #: application_name is excluded so that clients naming themselves still
@@ -34,53 +34,45 @@ class SessionState:
         self.cache_id = cache_id
         self.database = database
         self.user = user
-        self.startup = sorted(
+        startup_items = sorted(
             f"startup:{k}={v}" for k, v in (startup or {}).items() if k not in IGNORED_STARTUP
         )
-        self.parameters: dict[str, str] = {}
-        self._folded: list[bytes] = []
+        self.key = SessionKey("postgres", database, user, *startup_items,
+                              ignored=IGNORED_PARAMETERS)  # fmt: skip
         #: Transaction status from the last ReadyForQuery: I, T or E.
         self.tx_status = "I"
-        #: Tables written inside the current explicit transaction; ``None``
-        #: once a write with unknown targets happened.
-        self.tx_writes: frozenset[str] | None = frozenset()
-        self.digest = b""
-        self._recompute()
+        self.writes = TransactionWrites()
 
-    def _recompute(self) -> None:
-        params = sorted((k, v) for k, v in self.parameters.items() if k not in IGNORED_PARAMETERS)
-        self.digest = session_digest(
-            "postgres", self.database, self.user, *self.startup,
-            *[f"{k}={v}" for k, v in params], *self._folded,
-        )  # fmt: skip
+    @property
+    def digest(self) -> bytes:
+        return self.key.digest
 
     def set_parameter(self, name: str, value: str) -> None:
         """Record a ParameterStatus from the origin."""
-        if self.parameters.get(name) != value:
-            self.parameters[name] = value
-            if name not in IGNORED_PARAMETERS:
-                self._recompute()
+        self.key.set(name, value)
 
     def statement_sent(self, text: bytes, stmt: Classification) -> None:
         """Fold in a statement that changes session state, before it reaches the origin."""
         if not stmt.changes_session:
             return
         if text.strip().rstrip(b";").strip().upper() == b"DISCARD ALL":
-            self._folded.clear()
+            self.key.reset()
         else:
-            self._folded.append(text)
-        self._recompute()
+            self.key.fold(text)
 
     @property
     def idle(self) -> bool:
         """Outside any transaction block: the only state in which the cache is used."""
         return self.tx_status == "I"
 
+    @property
+    def tx_writes(self) -> frozenset[str] | None:
+        """What was written since the session was last idle (None: unknown targets)."""
+        return self.writes.tables
+
     def note_write(self, stmt: Classification) -> None:
-        """Remember what a statement inside a transaction wrote, for COMMIT."""
-        if self.tx_writes is None:
-            return
-        self.tx_writes = None if stmt.writes is None else self.tx_writes | stmt.writes
+        """Remember what a statement wrote, to invalidate again once it is committed."""
+        self.writes.note(stmt.writes)
 
     def ready(self, status: str) -> frozenset[str] | None:
         """Record a ReadyForQuery status.
@@ -94,5 +86,4 @@ class SessionState:
         self.tx_status = status
         if status != "I":
             return frozenset()
-        written, self.tx_writes = self.tx_writes, frozenset()
-        return written
+        return self.writes.take()
