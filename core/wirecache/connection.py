@@ -91,7 +91,7 @@ class Connection:
         except trio.TooSlowError as e:
             raise OriginUnavailable(cache.id, str(origin), "the connection timed out") from e
         except OSError as e:
-            raise OriginUnavailable(cache.id, str(origin), e.strerror or str(e)) from e
+            raise OriginUnavailable(cache.id, str(origin), _connect_failure(e)) from e
         stream.setsockopt(6, 1, 1)  # TCP_NODELAY: small requests must not wait
         return stream
 
@@ -141,3 +141,15 @@ class _IdleScope:
     def __exit__(self, *exc: object) -> bool:
         self._server.idle_scopes.discard(self._scope)
         return self._scope.__exit__(*exc)  # type: ignore[arg-type]
+
+
+def _connect_failure(error: OSError) -> str:
+    """Why connecting failed, in words: trio reports "all attempts to connect to … failed"
+    chained from the per-address errors, which say what happened (Connection refused…)."""
+    cause = error.__cause__
+    if isinstance(cause, BaseExceptionGroup):
+        reasons = sorted({x.strerror for x in cause.exceptions
+                          if isinstance(x, OSError) and x.strerror})  # fmt: skip
+        if reasons:
+            return "; ".join(reasons)
+    return error.strerror or str(error)
