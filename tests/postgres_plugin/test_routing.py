@@ -157,6 +157,7 @@ def test_origin_down_names_cache_and_origin(pg_server, make_proxy):
     assert '"orders"' in message
     assert f"127.0.0.1:{port}" in message
     assert "cannot reach its origin" in message
+    assert "Connection refused" in message
 
 
 def test_origin_down_leaves_other_caches_working(pg_server, make_proxy):
