@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import os
 import signal
 import sys
 from pathlib import Path
 
+import structlog
 import trio
 
 from wirecache import __version__, logs
@@ -21,6 +25,17 @@ from wirecache.config import (
     parse_address,
 )
 from wirecache.plugins import Plugins
+from wirecache.workers import WORKER_FLAG
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-format", choices=LOG_FORMATS, help="console (default) or json")
     serve.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        help="worker processes sharing the listen ports, L2 and invalidations (default 1)",
+    )
+    # Internal: set by the parent of --workers N on each worker it starts (see workers.py).
+    serve.add_argument(WORKER_FLAG, type=int, dest="worker_index", help=argparse.SUPPRESS)
 
     sub.add_parser("plugins", help="list the discovered plugins and their versions")
 
@@ -100,13 +122,19 @@ def config_from_args(args: argparse.Namespace, plugins: Plugins) -> ServerConfig
         overrides["log_format"] = args.log_format
     if args.log_level:
         overrides["log_level"] = args.log_level
+    if args.workers:
+        overrides["workers"] = args.workers
     if overrides:
         config = ServerConfig(**{**config.__dict__, **overrides})
     return config
 
 
-async def serve(config: ServerConfig, plugins: Plugins) -> None:
-    """Run the server until SIGINT or SIGTERM, then drain and stop."""
+async def serve(config: ServerConfig, plugins: Plugins, *, parent_pipe: bool = False) -> None:
+    """Run the server until SIGINT or SIGTERM, then drain and stop.
+
+    ``parent_pipe`` (a worker of ``--workers N``): also drain and stop when
+    stdin, a pipe from the parent, reaches end of file (the parent died).
+    """
     from wirecache.server import Server
 
     server = Server(config, plugins)
@@ -119,8 +147,19 @@ async def serve(config: ServerConfig, plugins: Plugins) -> None:
                     server.shutdown()
                     return
 
-            nursery.start_soon(watch)
-            await server.draining.wait()
+            async def watch_parent() -> None:
+                with contextlib.suppress(OSError, trio.BrokenResourceError):
+                    async with trio.lowlevel.FdStream(os.dup(0)) as pipe:
+                        while await pipe.receive_some():
+                            pass
+                server.shutdown()
+
+            async with trio.open_nursery() as watchers:
+                watchers.start_soon(watch)
+                if parent_pipe:
+                    watchers.start_soon(watch_parent)
+                await server.draining.wait()
+                watchers.cancel_scope.cancel()
         # server.run returns once every session ended or the grace period cut them off.
 
 
@@ -151,9 +190,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     logs.configure(config.log_format, config.log_level)
+    if config.workers > 1 and args.worker_index is None:
+        from wirecache import workers
+
+        try:
+            return workers.supervise(config, list(sys.argv[1:] if argv is None else argv))
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    if args.worker_index is not None:
+        structlog.get_logger("wirecache.workers").info(
+            "worker.started", worker=args.worker_index, pid=os.getpid(), workers=config.workers
+        )
     try:
-        trio.run(serve, config, plugins)
-    except OSError as e:
+        trio.run(
+            functools.partial(serve, parent_pipe=args.worker_index is not None), config, plugins
+        )
+    except Exception as e:
+        # Binding fails inside the server's nurseries: find the OSError in the group.
+        while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+            e = e.exceptions[0]
+        if not isinstance(e, OSError):
+            raise
         print(f"error: cannot listen: {e}", file=sys.stderr)
         return 1
     return 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import structlog
 import trio
 
-from wirecache import tls
+from wirecache import tls, workers
 from wirecache.cache.cache import Cache
 from wirecache.config import Address, CacheConfig, ServerConfig
 from wirecache.connection import Connection
@@ -46,6 +46,7 @@ class Server:
     """Everything one wirecache process runs."""
 
     def __init__(self, config: ServerConfig, plugins: Plugins) -> None:
+        workers.check(config)
         self.config = config
         self.plugins = plugins
         self.cancel_keys: dict[bytes, object] = {}
@@ -117,7 +118,10 @@ class Server:
         *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:  # fmt: skip
         address = listener.address
-        sockets = await trio.open_tcp_listeners(address.port, host=address.host)
+        if self.config.workers > 1:
+            sockets = await _shared_listeners(address)
+        else:
+            sockets = await trio.open_tcp_listeners(address.port, host=address.host)
         for s in sockets:
             host, port = s.socket.getsockname()[:2]
             listener.bound.append(Address(host, port))
@@ -177,3 +181,34 @@ class Server:
         for scope in list(self.idle_scopes):
             scope.cancel()
         self._sessions_scope.deadline = trio.current_time() + self.config.shutdown_grace
+
+
+async def _shared_listeners(address: Address) -> list[trio.SocketListener]:
+    """Listening sockets with SO_REUSEPORT, one per address family of ``address``.
+
+    Every worker of ``--workers N`` binds the same port this way and the
+    kernel spreads incoming connections over them.
+    """
+    infos = await trio.socket.getaddrinfo(
+        address.host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    listeners: list[trio.SocketListener] = []
+    try:
+        for family, type_, proto, _, sockaddr in infos:
+            sock = trio.socket.socket(family, type_, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                await sock.bind(sockaddr)
+                sock.listen(socket.SOMAXCONN)
+            except BaseException:
+                sock.close()
+                raise
+            listeners.append(trio.SocketListener(sock))
+    except BaseException:
+        for listener in listeners:
+            listener.socket.close()
+        raise
+    return listeners
