@@ -48,7 +48,7 @@ def test_protocol_3_2_is_negotiated_down_by_the_origin(proxy):
         assert newest & 0xFFFF == 0  # PostgreSQL sends the whole version code, 3.0
         assert m.parse_authentication(seen[1][1]).code == m.Auth.OK
         rows = _query(sock, "SELECT 7 * 6")
-        assert m.parse_data_row(rows[1][1]).values == [b"42"]
+        assert m.parse_data_row(rows[1][1]).values == (b"42",)
 
 
 def test_gssenc_request_is_refused_and_the_session_goes_on(proxy):
