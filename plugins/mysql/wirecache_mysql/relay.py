@@ -30,7 +30,7 @@ import struct
 import trio
 from wirecache.api import Cache, Classification, Connection, Fill, StatementKind, request_key
 
-from wirecache_mysql import auth
+from wirecache_mysql import auth, catalog
 from wirecache_mysql import messages as m
 from wirecache_mysql.packets import Packet, ProtocolError, build_packet, resequence
 from wirecache_mysql.routing import RoutingError, route
@@ -93,6 +93,7 @@ class Relay:
     async def run(self) -> None:
         """Serve commands until the client quits or either side closes."""
         try:
+            await self._refresh_catalog()
             while True:
                 packet = None
                 with self.conn.idle():
@@ -178,6 +179,7 @@ class Relay:
             key = request_key(state.digest, b"Q", text)
             if await self._hit(key, stmt, packet.seq):
                 return
+            await self._refresh_catalog()
             fill = cache.begin_fill(key, stmt, NAMESPACE)
         state.statement_sent(text, stmt)
         await self._forward(packet, stmt, fill)
@@ -213,6 +215,7 @@ class Relay:
             )  # fmt: skip
             if await self._hit(key, stmt, packet.seq):
                 return
+            await self._refresh_catalog()
             fill = self.cache.begin_fill(key, stmt, NAMESPACE)
         prepared.long_data = False
         await self._forward(packet, stmt, fill)
@@ -412,6 +415,14 @@ class Relay:
                          f'"{self.cache.id}" during a query: {reason}')
         )  # fmt: skip
         raise SessionEnded()
+
+    async def _refresh_catalog(self) -> None:
+        """Read the catalog edges when they are due (see catalog.py for when it is safe)."""
+        if self.cache.dependencies_due(NAMESPACE):
+            deps = await catalog.read_dependencies(
+                self.origin, self.caps, self.mcaps, self.cache.classify
+            )
+            self.cache.set_dependencies(NAMESPACE, deps)
 
     def _invalidate(self, tables: frozenset[str] | None) -> None:
         self.cache.invalidate(NAMESPACE, tables)
