@@ -1,0 +1,388 @@
+"""The MySQL/MariaDB bench: point reads of a hot set, text and binary protocol, direct
+vs wirecache in the same run.
+
+There is no pgbench for MySQL: load comes from ``mysqlload.c`` next to this
+file, a small C client on libmariadb (threads, one connection each, the text
+protocol or one prepared statement per connection), compiled on first use
+with the system's C compiler and ``mariadb_config`` (Debian: ``gcc`` and
+``libmariadb-dev``). The origin is the user's server or a throwaway MariaDB
+started here (``mariadb-install-db`` into a temp dir, like the PostgreSQL one
+in :mod:`.origin`). Statements that reached the origin are counted from its
+``Com_select`` (text) or ``Com_stmt_execute`` (binary) status counters read
+with the ``mariadb`` command-line client, so the core needs no driver.
+
+Run as ``python -m wirecache.bench.mysql [-M text,prepared] [-c 1,16] [-T 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import hashlib
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .cpu import cpu_seconds
+from .latency import stop
+from .origin import free_port, parse_address, wait_for_port
+from .report import HEADERS, _clean, _rows, write_json
+from .runner import CHART_QUANTILES, DIRECT, WIRECACHE, Result, _ratios, percentile
+
+MODES = ("text", "prepared")
+HOT_SET = 100
+ITEMS = 10_000
+SCENARIO = "mysql-point-hot"
+DESCRIPTION = f"Primary-key reads of a hot set of {HOT_SET} rows over the MySQL protocol."
+SOURCE = Path(__file__).with_name("mysqlload.c")
+COUNTER = {"text": "Com_select", "prepared": "Com_stmt_execute"}
+
+
+@dataclass(frozen=True)
+class MySQLEndpoint:
+    """A MySQL/MariaDB address plus the account and database the bench uses."""
+
+    host: str
+    port: int
+    user: str = "bench"
+    password: str = "bench"
+    database: str = "bench"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def with_address(self, host: str, port: int) -> MySQLEndpoint:
+        return MySQLEndpoint(host, port, self.user, self.password, self.database)
+
+
+def mariadb_cli(endpoint: MySQLEndpoint, sql: str, *, database: bool = True) -> str:
+    """Run SQL with the ``mariadb`` client; tab-separated output without headers."""
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    if client is None:
+        raise RuntimeError("the mariadb client is needed (Debian: mariadb-client)")
+    cmd = [client, "--no-defaults", "-h", endpoint.host, "-P", str(endpoint.port),
+           "-u", endpoint.user, "--skip-ssl", "-N", "-B"]  # fmt: skip
+    if database:
+        cmd.append(endpoint.database)
+    env = {**os.environ, "MYSQL_PWD": endpoint.password}
+    proc = subprocess.run(cmd, input=sql, capture_output=True, text=True, env=env, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"mariadb on {endpoint.address} failed: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+@contextlib.contextmanager
+def local_mariadb(port: int | None = None) -> Iterator[MySQLEndpoint]:
+    """Start a throwaway MariaDB on a free loopback port; remove it afterwards.
+
+    ``--no-defaults`` keeps the machine's config (and its shared server's port
+    and socket) out; no durability (the data is disposable); a ``bench`` user
+    with a mysql_native_password password, created over the unix socket.
+    """
+    mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+    install_db = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    if not Path(mariadbd).exists() or install_db is None or client is None:
+        raise RuntimeError("MariaDB is needed (Debian: mariadb-server and mariadb-client)")
+    port = port or free_port()
+    tmp = Path(tempfile.mkdtemp(prefix="wirecache-bench-mariadb-"))
+    data, sock, log = tmp / "data", tmp / "mariadbd.sock", tmp / "error.log"
+    common = ["--no-defaults", f"--datadir={data}", "--user=root", "--skip-name-resolve",
+              "--character-set-server=utf8mb4", "--innodb-buffer-pool-size=128M",
+              "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0"]  # fmt: skip
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        subprocess.run(
+            [install_db, *common, "--auth-root-authentication-method=normal", "--skip-test-db"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [mariadbd, *common, f"--port={port}", "--bind-address=127.0.0.1",
+                 f"--socket={sock}", f"--pid-file={tmp / 'mariadbd.pid'}",
+                 f"--log-error={log}", "--max-connections=300", "--performance-schema=OFF"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            wait_for_port("127.0.0.1", port, 60)
+        except TimeoutError:
+            raise RuntimeError(f"mariadbd did not start: {log.read_text()[-2000:]}") from None
+        endpoint = MySQLEndpoint("127.0.0.1", port)
+        setup = (
+            f"CREATE DATABASE {endpoint.database};"
+            f"CREATE USER '{endpoint.user}'@'%' IDENTIFIED BY '{endpoint.password}';"
+            f"GRANT ALL ON *.* TO '{endpoint.user}'@'%';"
+        )
+        subprocess.run([client, "--no-defaults", f"--socket={sock}", "-u", "root"],
+                       input=setup, check=True, capture_output=True, text=True)  # fmt: skip
+        yield endpoint
+    finally:
+        if proc is not None:
+            stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def setup_items(origin: MySQLEndpoint) -> None:
+    """bench_items: ITEMS rows keyed by id; rebuilt only if its size is wrong."""
+    with contextlib.suppress(RuntimeError):
+        if mariadb_cli(origin, "SELECT COUNT(*) FROM bench_items") == str(ITEMS):
+            return
+    mariadb_cli(
+        origin,
+        f"""
+        SET SESSION max_recursive_iterations = {ITEMS + 1};
+        DROP TABLE IF EXISTS bench_items;
+        CREATE TABLE bench_items (id INT PRIMARY KEY, k INT NOT NULL, v VARCHAR(32) NOT NULL);
+        INSERT INTO bench_items
+            WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {ITEMS})
+            SELECT i, i % 1000, MD5(i) FROM s;
+        ANALYZE TABLE bench_items;
+        """,
+    )
+
+
+def load_generator(workdir: Path | None = None) -> Path:
+    """Compile mysqlload.c once per source version (cached under the temp dir)."""
+    digest = hashlib.blake2b(SOURCE.read_bytes(), digest_size=8).hexdigest()
+    base = workdir or Path(tempfile.gettempdir()) / f"wirecache-mysqlload-{os.getuid()}"
+    binary = base / f"mysqlload-{digest}"
+    if binary.exists():
+        return binary
+    base.mkdir(parents=True, exist_ok=True)
+    cc = shutil.which("cc") or shutil.which("gcc")
+    config = shutil.which("mariadb_config") or shutil.which("mysql_config")
+    if cc is None or config is None:
+        raise RuntimeError("a C compiler and libmariadb-dev (mariadb_config) are needed "
+                           "to build the MySQL load generator")  # fmt: skip
+    flags = subprocess.run([config, "--cflags"], capture_output=True, text=True).stdout.split()
+    libs = subprocess.run([config, "--libs"], capture_output=True, text=True).stdout.split()
+    partial = binary.with_suffix(f".{os.getpid()}.tmp")
+    proc = subprocess.run([cc, "-O2", "-o", str(partial), str(SOURCE), *flags, *libs,
+                           "-lpthread"], capture_output=True, text=True)  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"building the MySQL load generator failed: {proc.stderr[-2000:]}")
+    partial.rename(binary)
+    return binary
+
+
+@dataclass
+class LoadResult:
+    transactions: int
+    failed: int
+    tps: float
+    latencies_us: list[int]
+    errors: str = ""
+
+
+def run_load(
+    binary: Path, target: MySQLEndpoint, mode: str, clients: int, duration: int,
+    transactions: int, workdir: Path,
+) -> LoadResult:  # fmt: skip
+    lat_path = workdir / "latencies.txt"
+    cmd = [str(binary), target.host, str(target.port), target.user, target.password,
+           target.database, mode, str(clients), str(duration), str(transactions),
+           str(HOT_SET), str(lat_path)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 600)
+    if proc.returncode != 0 and "failed=" not in proc.stdout:  # failed statements are counted
+        raise RuntimeError(f"mysqlload against {target.address} failed: "
+                           f"{(proc.stderr or proc.stdout).strip()[-2000:]}")  # fmt: skip
+    fields = dict(part.split("=") for part in proc.stdout.split())
+    done, elapsed = int(fields["transactions"]), float(fields["elapsed"])
+    latencies = sorted(int(line) for line in lat_path.read_text().split())
+    return LoadResult(done, int(fields["failed"]), done / elapsed if elapsed else 0.0, latencies,
+                      proc.stderr.strip())  # fmt: skip
+
+
+def origin_count(origin: MySQLEndpoint, mode: str) -> int:
+    """Statements of this protocol the origin ran so far (a global status counter)."""
+    out = mariadb_cli(origin, f"SHOW GLOBAL STATUS LIKE '{COUNTER[mode]}'", database=False)
+    return int(out.split()[-1])
+
+
+@dataclass
+class Plan:
+    modes: list[str]
+    clients: list[int]
+    duration: int = 5
+    transactions: int = 0
+    warmup: int = 1
+    serve_args: tuple[str, ...] = ()
+
+
+@contextlib.contextmanager
+def started_wirecache(
+    origin: MySQLEndpoint, workdir: Path, serve_args: tuple[str, ...] = ()
+) -> Iterator[tuple[MySQLEndpoint, int]]:
+    """``python -m wirecache serve --dialect mysql`` in front of ``origin``; yields
+    its endpoint and pid."""
+    port = free_port()
+    cache_dir = Path(tempfile.mkdtemp(prefix="wirecache-mysql-cache-", dir=workdir))
+    log_path = workdir / "wirecache-mysql.log"
+    cmd = [sys.executable, "-m", "wirecache", "serve", "--listen", f"127.0.0.1:{port}",
+           "--origin", origin.address, "--dialect", "mysql", "--cache-dir", str(cache_dir),
+           "--log-level", "warning", *serve_args]  # fmt: skip
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        try:
+            wait_for_port("127.0.0.1", port, 30)
+        except TimeoutError:
+            raise RuntimeError(f"wirecache did not start: {log_path.read_text()[-2000:]}") from None
+        yield origin.with_address("127.0.0.1", port), proc.pid
+    finally:
+        stop(proc)
+
+
+def measure(plan: Plan, origin: MySQLEndpoint, console: Console | None = None) -> list[Result]:
+    """Run every mode × clients cell against direct and a started wirecache."""
+    results: list[Result] = []
+    setup_items(origin)
+    with tempfile.TemporaryDirectory(prefix="wirecache-bench-mysql-") as tmp:
+        workdir = Path(tmp)
+        binary = load_generator()
+        with started_wirecache(origin, workdir, plan.serve_args) as (proxy, pid):
+            targets = [(DIRECT, origin, None), (WIRECACHE, proxy, pid)]
+            for mode in plan.modes:
+                for clients in plan.clients:
+                    cell = []
+                    for name, endpoint, target_pid in targets:
+                        if console is not None:
+                            console.print(f"{SCENARIO} {mode} c={clients} {name}…")
+                        if plan.warmup > 0:
+                            run_load(binary, endpoint, mode, clients, plan.warmup, 0, workdir)
+                        cpu_before = cpu_seconds(target_pid) if target_pid else None
+                        before = origin_count(origin, mode)
+                        load = run_load(binary, endpoint, mode, clients, plan.duration,
+                                        plan.transactions, workdir)  # fmt: skip
+                        reached = origin_count(origin, mode) - before
+                        if load.failed and console is not None:
+                            console.print(f"[yellow]{load.failed} statements failed:[/] "
+                                          f"{load.errors[:500]}")  # fmt: skip
+                        cpu_after = cpu_seconds(target_pid) if target_pid else None
+                        cpu = None
+                        if cpu_before is not None and cpu_after is not None:
+                            cpu = cpu_after - cpu_before
+                        cell.append(_result(mode, clients, name, load, reached, cpu))
+                    _ratios(cell)
+                    results += cell
+    return results
+
+
+def _result(mode: str, clients: int, target: str, load: LoadResult, reached: int,
+            cpu: float | None) -> Result:  # fmt: skip
+    lat = load.latencies_us
+    hit_ratio = None
+    if target != DIRECT and load.transactions:
+        hit_ratio = min(1.0, max(0.0, 1 - reached / load.transactions))
+    return Result(
+        scenario=SCENARIO, mode=mode, clients=clients, target=target,
+        transactions=load.transactions, failed=load.failed, tps=load.tps,
+        mean_ms=sum(lat) / len(lat) / 1000 if lat else math.nan,
+        p50_ms=percentile(lat, 0.50), p95_ms=percentile(lat, 0.95),
+        p99_ms=percentile(lat, 0.99), max_ms=percentile(lat, 1.0),
+        counted=f"{COUNTER[mode]} (SHOW GLOBAL STATUS)", sent=load.transactions,
+        reached_origin=reached, hit_ratio=hit_ratio, proxy_cpu_s=cpu,
+        cpu_us_per_txn=cpu / load.transactions * 1e6 if cpu is not None and load.transactions
+        else None,
+        quantiles_ms=[percentile(lat, q) for q in CHART_QUANTILES],
+    )  # fmt: skip
+
+
+def print_results(console: Console, results: list[Result]) -> None:
+    """The same columns as the PostgreSQL bench's table, one section per cell."""
+    _clean(results)
+    table = Table(title=f"[bold]{SCENARIO}[/] — {DESCRIPTION}", title_justify="left")
+    for header in HEADERS:
+        table.add_column(header, justify="left" if header in ("mode", "target") else "right")
+    previous = None
+    for result in results:
+        key = (result.mode, result.clients)
+        if previous is not None and key != previous:
+            table.add_section()
+        previous = key
+        table.add_row(*_rows(result), style="dim" if result.failed else None)
+    console.print(table)
+    console.print(
+        "Origin on loopback. Latency per statement (mysqlload, C on libmariadb); origin/sent "
+        "counts Com_select (text) or Com_stmt_execute (prepared) during the measured run; "
+        "CPU = the wirecache process."
+    )
+
+
+def _csv(kind: type, choices: tuple[str, ...] | None = None):  # noqa: ANN202 - argparse type
+    def parse(text: str) -> list:
+        values = [kind(v.strip()) for v in text.split(",") if v.strip()]
+        if not values or (choices and any(v not in choices for v in values)):
+            raise argparse.ArgumentTypeError(f"expected a list of {choices or kind.__name__}")
+        return values
+
+    return parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m wirecache.bench.mysql",
+                                     description=DESCRIPTION)  # fmt: skip
+    parser.add_argument("--mode", "-M", type=_csv(str, MODES), default=list(MODES))
+    parser.add_argument("--clients", "-c", type=_csv(int), default=[1])
+    parser.add_argument("--duration", "-T", type=int, default=5)
+    parser.add_argument("--transactions", "-t", type=int, default=0,
+                        help="statements per client instead of a duration")  # fmt: skip
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument(
+        "--origin", metavar="HOST:PORT", help="existing server; default: a throwaway MariaDB"
+    )
+    parser.add_argument("--user", default="bench")
+    parser.add_argument("--password", default=os.environ.get("MYSQL_PWD", "bench"))
+    parser.add_argument("--database", default="bench")
+    parser.add_argument("--serve-arg", action="append", default=[])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    out = Console() if sys.stdout.isatty() else Console(width=170)
+    err = Console(stderr=True)
+    plan = Plan(args.mode, args.clients, 0 if args.transactions else args.duration,
+                args.transactions, args.warmup, tuple(args.serve_arg))  # fmt: skip
+    try:
+        with contextlib.ExitStack() as stack:
+            if args.origin:
+                origin = MySQLEndpoint(*parse_address(args.origin), args.user, args.password,
+                                       args.database)  # fmt: skip
+            else:
+                err.print("starting a throwaway MariaDB…")
+                origin = stack.enter_context(local_mariadb())
+            results = measure(plan, origin, err)
+            version = mariadb_cli(origin, "SELECT VERSION()", database=False)
+        meta = {
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "command": shlex.join(["python", "-m", "wirecache.bench.mysql",
+                                   *(argv or sys.argv[1:])]),
+            "cpus": os.cpu_count(), "origin": origin.address, "origin_version": version,
+            "origin_started_by_harness": not args.origin, "load": "mysqlload (C, libmariadb)",
+            "counted": "Com_select / Com_stmt_execute",
+            "plan": {"scenarios": [SCENARIO], "modes": plan.modes, "clients": plan.clients,
+                     "duration_s": plan.duration, "transactions_per_client": plan.transactions,
+                     "warmup_s": plan.warmup, "targets": [DIRECT, WIRECACHE]},
+        }  # fmt: skip
+        print_results(out, results)
+        if args.json:
+            write_json(args.json, results, meta)
+            out.print(f"JSON written to {args.json}")
+    except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as exc:
+        err.print(f"[red]bench failed:[/] {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

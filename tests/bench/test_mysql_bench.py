@@ -1,0 +1,71 @@
+"""The MySQL bench end to end (``python -m wirecache.bench.mysql``): a throwaway
+MariaDB started by the harness, the C load generator, direct and wirecache in the
+same run, text and binary protocol. Timing is never asserted; counts are."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from wirecache.bench import mysql as mysql_bench
+
+pytestmark = pytest.mark.skipif(
+    not Path("/usr/sbin/mariadbd").exists() and shutil.which("mariadbd") is None,
+    reason="MariaDB server not installed (Debian: mariadb-server)",
+)
+
+
+@pytest.fixture(autouse=True)
+def _generator() -> Path:
+    try:
+        return mysql_bench.load_generator()
+    except RuntimeError as e:  # no compiler or no libmariadb-dev
+        pytest.skip(str(e))
+
+
+def _run(tmp_path: Path, capsys, *args: str) -> dict:
+    out = tmp_path / "results.json"
+    code = mysql_bench.main([*args, "--warmup", "0", "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    return json.loads(out.read_text())
+
+
+def test_direct_and_wirecache_text_and_prepared(tmp_path, capsys):
+    document = _run(tmp_path, capsys, "-M", "text,prepared", "-c", "2", "-t", "300")
+    assert document["meta"]["origin_started_by_harness"]
+    cells = {(r["mode"], r["target"]): r for r in document["results"]}
+    assert set(cells) == {(m, t) for m in ("text", "prepared") for t in ("direct", "wirecache")}
+    for (_, target), r in cells.items():
+        assert r["transactions"] == 600 and r["failed"] == 0, r
+        assert r["tps"] > 0 and r["p50_ms"] > 0 and len(r["quantiles_ms"]) > 100
+        if target == "direct":
+            assert r["reached_origin"] >= r["transactions"]  # every statement at the origin
+            assert r["hit_ratio"] is None
+        else:
+            # a hot row misses at most once per client (concurrent misses of one row)
+            assert r["reached_origin"] <= mysql_bench.HOT_SET * r["clients"], r
+            assert r["ratio_vs_direct"] > 0 and r["proxy_cpu_s"] is not None
+    table = capsys.readouterr().out
+    assert "mysql-point-hot" in table and "wirecache" in table
+
+
+@pytest.mark.parametrize(
+    "mode",
+    ["text", pytest.param("prepared", marks=pytest.mark.xfail(
+        reason="known bug: libmariadb's mysql_stmt_execute fails (no error message) on some "
+        "hits of new connections when the entries were stored by an earlier connection",
+        strict=False))],
+)  # fmt: skip
+def test_new_connections_hit_entries_of_earlier_ones(tmp_path, capsys, mode):
+    """The first cell fills the cache with one connection; the second cell's three new
+    connections must be served from it without errors."""
+    document = _run(tmp_path, capsys, "-M", mode, "-c", "1,3", "-t", "300")
+    for r in document["results"]:
+        assert r["failed"] == 0, r
+
+
+def test_bad_mode_is_rejected():
+    with pytest.raises(SystemExit):
+        mysql_bench.main(["-M", "simple"])
