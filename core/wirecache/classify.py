@@ -132,6 +132,9 @@ class ClassifierRules:
     refine: Callable[[exp.Expression, Classification], Classification | None] | None = field(
         default=None, compare=False
     )
+    #: Rewrites a statement's text before sqlglot sees it, for text sqlglot
+    #: mis-tokenizes (the text sent to the origin is never changed).
+    prepare: Callable[[str], str] | None = field(default=None, compare=False)
 
 
 # sqlglot function classes that are volatile in every dialect we know.
@@ -215,6 +218,8 @@ class Classifier:
 
     def classify_uncached(self, sql: str) -> Classification:
         """Classify without the memo or the policy (for tests and tools)."""
+        if self.rules.prepare is not None:
+            sql = self.rules.prepare(sql)
         try:
             parts = self._split(sql)
         except SqlglotError as e:

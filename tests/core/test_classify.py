@@ -379,3 +379,18 @@ def test_arbitrary_text_never_raises(text):
 def test_arbitrary_bytes_never_raise(data):
     result = Classifier(RULES).classify(data)
     assert isinstance(result, Classification)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT * FROM t WHERE id IN ($1,$2)", "SELECT $1+$2", "SELECT ARRAY[$1,$2] FROM t",
+     "SELECT $1::int,$2 FROM t"],
+)  # fmt: skip
+def test_placeholders_without_spaces_are_cacheable_reads(sql):
+    """sqlglot alone takes "$1,$2" for a dollar-quoted string (as Prisma writes IN lists)."""
+    result = Classifier(RULES).classify(sql)
+    assert result.kind is StatementKind.READ and result.cacheable, result.reason
+
+
+def test_placeholders_without_spaces_in_a_write_name_its_table():
+    assert Classifier(RULES).classify("INSERT INTO t VALUES ($1,$2)").writes == {"t"}

@@ -232,16 +232,8 @@ def test_pg_object_rows_and_types(pg_server, node, marker):
     assert pg_server.statement_count(marker) == 1
 
 
-PLACEHOLDER_BUG = (
-    "wirecache bug: sqlglot 30's PostgreSQL tokenizer takes `$1,$2` (placeholders not "
-    "separated by a space: `IN ($1,$2)`, `VALUES ($1,$2)`, `$1+$2`, as node-postgres users "
-    "and Prisma write them) for the start of a dollar-quoted string with the tag `1,` and "
-    "fails, so the classifier calls the statement UNKNOWN: it is never cached, its "
-    "acknowledgement invalidates the whole database, and it is folded into the session key"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=PLACEHOLDER_BUG)
 def test_pg_placeholders_without_spaces(pg_server, node, items, marker):
     require_packages("pg")
     cached = f"SELECT name FROM {items} WHERE id = $1 {marker}"
@@ -470,10 +462,6 @@ def test_prisma_program(pg_server, node, prisma_client, prisma_tables):
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=PLACEHOLDER_BUG,
-)
 def test_prisma_find_many_with_relation_of_several_rows_is_cached(
     pg_server, node, prisma_client, prisma_tables
 ):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlglot import exp
 from wirecache.api import Classification, ClassifierRules, StatementKind, TxEffect
 
@@ -94,6 +96,15 @@ def _refine(tree: exp.Expression, result: Classification) -> Classification | No
     return None
 
 
+# sqlglot reads "$1,$2" as the start of a dollar-quoted string; a dollar-quote
+# tag cannot start with a digit, so a space after each placeholder is safe.
+_PLACEHOLDER = re.compile(r"(?<![\w$])(\$\d+)(?=[^\d\s])")
+
+
+def _space_placeholders(sql: str) -> str:
+    return _PLACEHOLDER.sub(r"\1 ", sql) if "$" in sql else sql
+
+
 RULES = ClassifierRules(
     sqlglot_dialect="postgres",
     transaction_keywords=TRANSACTION_KEYWORDS,
@@ -105,4 +116,5 @@ RULES = ClassifierRules(
     catalog_schemas=frozenset({"pg_catalog", "information_schema"}),
     catalog_prefixes=("pg_",),
     refine=_refine,
+    prepare=_space_placeholders,
 )
