@@ -375,6 +375,34 @@ def test_execute_without_params_and_with_query_attributes():
     assert ex.param_names == (b"", b"trace") and ex.values == (b"\x07", b"\x03abc")
 
 
+def test_execute_types_put_back():
+    """An execute without types, given those of the execute that last sent them,
+    reads as that execute did (what the relay sends when the origin never saw them)."""
+    types = struct.pack("<HH", m.MYSQL_TYPE_LONG, m.MYSQL_TYPE_VAR_STRING)
+    values = struct.pack("<i", 7) + m.lenenc_bytes(b"abc")
+    first = struct.pack("<BIBI", m.COM_STMT_EXECUTE, 4, 0, 1) + b"\x00\x01" + types + values
+    ex = m.ComStmtExecute.parse(first, 2)
+    assert ex.types_block == types and m.execute_bound_offset(first, 2) == 11
+    again = struct.pack("<BIBI", m.COM_STMT_EXECUTE, 4, 0, 1) + b"\x00\x00" + values
+    assert m.ComStmtExecute.parse(again, 2, previous_types=ex.param_types).types_block == b""
+    assert m.execute_with_types(again, m.execute_bound_offset(again, 2), types) == first
+    with pytest.raises(ValueError):
+        m.execute_with_types(first, 11, types)
+    # the offset needs the header only, not readable values
+    assert m.execute_bound_offset(again[:12], 2) == 11
+    assert m.execute_bound_offset(struct.pack("<BIBI", 0x17, 3, 0, 1), 0) is None
+    with pytest.raises(ProtocolError):
+        m.execute_bound_offset(again[:11], 2)
+    # under CLIENT_QUERY_ATTRIBUTES: a parameter count first, names with the types
+    caps = m.CLIENT_QUERY_ATTRIBUTES
+    block = struct.pack("<H", m.MYSQL_TYPE_TINY) + b"\x00"
+    head = struct.pack("<BIBI", 0x17, 3, m.PARAMETER_COUNT_AVAILABLE, 1) + b"\x01\x00"
+    sent = head + b"\x01" + block + b"\x05"
+    assert m.ComStmtExecute.parse(sent, 1, caps).types_block == block
+    bare = head + b"\x00\x05"
+    assert m.execute_with_types(bare, m.execute_bound_offset(bare, 1, caps), block) == sent
+
+
 def test_com_query_with_attributes():
     assert m.ComQuery.parse(b"\x03SELECT 1", 0).query == b"SELECT 1"
     caps = m.CLIENT_QUERY_ATTRIBUTES

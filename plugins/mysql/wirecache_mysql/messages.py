@@ -892,6 +892,10 @@ class ComStmtExecute:
     previous execute.  `values` has the exact binary bytes of each parameter,
     None for NULL.  Parameters sent earlier with COM_STMT_SEND_LONG_DATA are
     not in this packet: the caller must track those itself.
+
+    `types_block` is the wire form of the types (with their names under
+    CLIENT_QUERY_ATTRIBUTES) when this packet carries them, else empty: what
+    :func:`execute_with_types` puts back into a packet that left them out.
     """
 
     statement_id: int
@@ -902,6 +906,7 @@ class ComStmtExecute:
     param_types: tuple[int, ...]
     param_names: tuple[bytes, ...]
     values: tuple[bytes | None, ...]
+    types_block: bytes = b""
 
     @classmethod
     def parse(
@@ -912,25 +917,21 @@ class ComStmtExecute:
         previous_types: tuple[int, ...] | None = None,
     ) -> ComStmtExecute:
         payload = bytes(payload)
-        if len(payload) < 10 or payload[0] != COM_STMT_EXECUTE:
-            raise ProtocolError("not a COM_STMT_EXECUTE")
-        stmt_id, flags, iterations = struct.unpack_from("<IBI", payload, 1)
+        stmt_id, flags, iterations = _execute_header(payload)
         cur = _Cursor(payload, 10)
-        attrs = bool(capabilities & CLIENT_QUERY_ATTRIBUTES)
-        count = num_params
-        if attrs and (num_params > 0 or flags & PARAMETER_COUNT_AVAILABLE):
-            count = cur.lenenc_int()
-            if count < num_params:
-                raise ProtocolError("fewer parameters than the statement has")
+        count = _execute_param_count(cur, flags, num_params, capabilities)
         if count == 0:
             return cls(stmt_id, flags, iterations, b"", False, (), (), ())
-        if count > len(payload) * 8:
-            raise ProtocolError("implausible parameter count")
         bitmap = cur.take((count + 7) // 8)
         bound = cur.uint(1)
         names: tuple[bytes, ...] = ()
+        block = b""
         if bound:
-            types, names = _read_types(cur, count, with_names=attrs)
+            start = cur.pos
+            types, names = _read_types(
+                cur, count, with_names=bool(capabilities & CLIENT_QUERY_ATTRIBUTES)
+            )
+            block = payload[start : cur.pos]
         elif previous_types is not None and len(previous_types) == count:
             types = previous_types
         else:
@@ -938,7 +939,51 @@ class ComStmtExecute:
         values = _read_values(cur, types, bitmap)
         if cur.remaining():
             raise ProtocolError("trailing bytes after parameter values")
-        return cls(stmt_id, flags, iterations, bitmap, bool(bound), types, names, values)
+        return cls(stmt_id, flags, iterations, bitmap, bool(bound), types, names, values, block)
+
+
+def _execute_header(payload: bytes) -> tuple[int, int, int]:
+    if len(payload) < 10 or payload[0] != COM_STMT_EXECUTE:
+        raise ProtocolError("not a COM_STMT_EXECUTE")
+    return struct.unpack_from("<IBI", payload, 1)
+
+
+def _execute_param_count(cur: _Cursor, flags: int, num_params: int, capabilities: int) -> int:
+    count = num_params
+    if capabilities & CLIENT_QUERY_ATTRIBUTES and (
+        num_params > 0 or flags & PARAMETER_COUNT_AVAILABLE
+    ):
+        count = cur.lenenc_int()
+        if count < num_params:
+            raise ProtocolError("fewer parameters than the statement has")
+    if count > len(cur.buf) * 8:
+        raise ProtocolError("implausible parameter count")
+    return count
+
+
+def execute_bound_offset(payload: bytes, num_params: int, capabilities: int = 0) -> int | None:
+    """Offset of the new-params-bound byte of a COM_STMT_EXECUTE payload (None: the
+    packet has no parameters, hence no such byte). Reads only the header, so it
+    works on packets whose values :meth:`ComStmtExecute.parse` cannot read."""
+    payload = bytes(payload)
+    _, flags, _ = _execute_header(payload)
+    cur = _Cursor(payload, 10)
+    count = _execute_param_count(cur, flags, num_params, capabilities)
+    if count == 0:
+        return None
+    cur.take((count + 7) // 8)
+    if not cur.remaining():
+        raise ProtocolError("truncated message")
+    return cur.pos
+
+
+def execute_with_types(payload: bytes, offset: int, types_block: bytes) -> bytes:
+    """The COM_STMT_EXECUTE `payload`, which did not send its parameter types
+    (new-params-bound 0 at `offset`), with new-params-bound 1 and `types_block`
+    (:attr:`ComStmtExecute.types_block` of the execute that last sent them)."""
+    if payload[offset] != 0:
+        raise ValueError("the packet already sends its parameter types")
+    return bytes(payload[:offset]) + b"\x01" + types_block + bytes(payload[offset + 1 :])
 
 
 def _read_types(cur: _Cursor, count: int, *, with_names: bool):

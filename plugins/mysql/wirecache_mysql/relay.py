@@ -11,6 +11,9 @@ the response is complete, then settle the cache.
 * COM_QUERY and COM_STMT_EXECUTE of cacheable reads are looked up under the
   session digest plus the statement (and, for EXECUTE, the parameter types
   and values); a hit is the stored packets, renumbered for this request.
+  An execute answered from the cache never reaches the origin, so when it
+  carried the parameter types, a later execute that leaves them out (as
+  libmariadb's do) is forwarded with the types put back (`Prepared`).
 * A miss snapshots table versions before the command goes out; the response
   is stored only when it is clean (no ERR, no warnings, no LOCAL INFILE, no
   cursor, no session change) and the session was outside a transaction
@@ -32,7 +35,13 @@ from wirecache.api import Cache, Classification, Connection, Fill, StatementKind
 
 from wirecache_mysql import auth, catalog
 from wirecache_mysql import messages as m
-from wirecache_mysql.packets import Packet, ProtocolError, build_packet, resequence
+from wirecache_mysql.packets import (
+    MAX_PACKET_PAYLOAD,
+    Packet,
+    ProtocolError,
+    build_packet,
+    resequence,
+)
 from wirecache_mysql.routing import RoutingError, route
 from wirecache_mysql.state import Prepared, SessionState
 from wirecache_mysql.wire import PacketStream, PeerClosed
@@ -48,6 +57,8 @@ FLUSH_BYTES = 256 * 1024
 ER_UNKNOWN_COM = 1047
 #: ER_NET_PACKETS_OUT_OF_ORDER / a malformed packet.
 ER_MALFORMED = 1835
+#: ER_WRONG_ARGUMENTS ("Incorrect arguments to …").
+ER_WRONG_ARGUMENTS = 1210
 STMT_ID_LAST = 0xFFFFFFFF
 
 #: A command whose meaning wirecache cannot see: invalidates everything.
@@ -202,6 +213,9 @@ class Relay:
             execute = None  # the origin will say what is wrong
         if execute is not None and execute.new_params_bound:
             prepared.param_types = execute.param_types
+            prepared.types_block = execute.types_block
+        elif execute is None and self._sends_types(payload, prepared):
+            prepared.types_unknown()
         cacheable = (
             stmt.cacheable and execute is not None and not prepared.long_data
             and not execute.flags & m.CURSOR_TYPE_READ_ONLY and self.state.idle
@@ -217,8 +231,59 @@ class Relay:
                 return
             await self._refresh_catalog()
             fill = self.cache.begin_fill(key, stmt, NAMESPACE)
+        origin_packet = self._with_origin_types(packet, prepared)
+        if origin_packet is None:
+            if fill is not None:
+                self.cache.finish_fill(fill, False)
+            await self.client.send(self._types_lost(packet.seq + 1))
+            return
         prepared.long_data = False
-        await self._forward(packet, stmt, fill)
+        await self._forward(origin_packet, stmt, fill)
+
+    def _sends_types(self, payload: bytes, prepared: Prepared) -> bool:
+        """Whether this execute (a whole payload or the first packet of one) has
+        new-params-bound 1."""
+        try:
+            offset = m.execute_bound_offset(payload, prepared.num_params, self.caps)
+        except ProtocolError:
+            return False
+        return offset is not None and payload[offset] != 0
+
+    def _with_origin_types(self, packet: Packet, prepared: Prepared) -> Packet | None:
+        """The execute to send to the origin: ``packet``, or ``packet`` with the
+        parameter types put back when it leaves them out and the origin never
+        received the ones the client last sent (that execute was answered from
+        the cache — for a new connection, typically its very first one: the
+        origin would answer "Incorrect arguments to mysqld_stmt_execute", or
+        read the values with another execute's types). None: the types cannot
+        be added without going over one packet."""
+        block = prepared.types_block
+        if block is None or block == prepared.origin_types:
+            return packet
+        payload = packet.payload
+        try:
+            offset = m.execute_bound_offset(payload, prepared.num_params, self.caps)
+        except ProtocolError:
+            return packet  # the origin will say what is wrong
+        if offset is None:
+            return packet
+        if payload[offset] == 0:
+            payload = m.execute_with_types(payload, offset, block)
+            if len(payload) >= MAX_PACKET_PAYLOAD:
+                return None
+            packet = Packet(packet.seq, payload, build_packet(packet.seq, payload))
+            self.log.debug("execute.types_resent")
+        prepared.origin_types = block
+        return packet
+
+    @staticmethod
+    def _types_lost(seq: int) -> bytes:
+        return m.err_packet(
+            seq, ER_WRONG_ARGUMENTS, "HY000",
+            "wirecache: this execute leaves out its parameter types, which the origin never "
+            "received (an earlier execute was answered from the cache), and is too large to "
+            "add them to; bind the parameters again",
+        )  # fmt: skip
 
     async def _prepare(self, packet: Packet) -> None:
         sql = packet.payload[1:]
@@ -283,12 +348,21 @@ class Relay:
     async def _large_command(self, first: Packet) -> None:
         """A command of 16 MiB or more: streamed through, whatever it is, and
         treated as a statement that may have written anything."""
+        command = first.payload[0]
+        if command == m.COM_STMT_EXECUTE and (p := self._prepared(first.payload)) is not None:
+            if self._sends_types(first.payload, p):
+                p.types_unknown()  # not parsed: the client's and the origin's alike
+            elif p.types_block is not None and p.types_block != p.origin_types:
+                packet = first  # see _with_origin_types; a split payload is not rebuilt
+                while packet.continued:
+                    packet = await self.client.packet()
+                await self.client.send(self._types_lost(packet.seq + 1))
+                return
         await self.origin.send(first.raw)
         packet = first
         while packet.continued:
             packet = await self.client.packet()
             await self.origin.send(packet.raw)
-        command = first.payload[0]
         if command in m.NO_RESPONSE_COMMANDS:
             return
         await self._forward(None, UNKNOWN if command in (m.COM_QUERY, m.COM_STMT_EXECUTE)

@@ -40,13 +40,28 @@ _USE = re.compile(rb"^\s*USE\s+(`(?:[^`]|``)+`|[\w$]+)\s*;?\s*$", re.IGNORECASE)
 @dataclass
 class Prepared:
     """A statement prepared on this connection (ids are the origin's: one client
-    connection maps to one origin connection)."""
+    connection maps to one origin connection).
+
+    An execute may leave the parameter types out (new-params-bound 0): the
+    server then uses those of the last execute that sent them. Client and
+    origin can disagree on which that was, because an execute answered from the
+    cache never reaches the origin: `types_block` is what the client last sent
+    (`param_types` parsed), `origin_types` what the origin last received; the
+    relay puts `types_block` back into a forwarded execute when they differ.
+    None: not known (the origin then has what the client sent).
+    """
 
     sql: bytes
     stmt: Classification
     num_params: int
     param_types: tuple[int, ...] | None = None
     long_data: bool = False
+    types_block: bytes | None = None
+    origin_types: bytes | None = None
+
+    def types_unknown(self) -> None:
+        """An execute sent types that could not be read, and the origin got them."""
+        self.param_types = self.types_block = self.origin_types = None
 
 
 class SessionState:
