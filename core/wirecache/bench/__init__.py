@@ -273,6 +273,7 @@ def run(args: argparse.Namespace) -> int:
                     "address": far.endpoint.address,
                     "note": far.note,
                 },
+                "sslmode": os.environ.get("PGSSLMODE", "disable"),
                 "counted": runner.counter.unit,
                 "plan": {
                     "scenarios": plan.scenarios,

@@ -7,6 +7,7 @@ Throughput is pgbench's own ``tps`` figure, which excludes connection set-up.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tempfile
@@ -63,6 +64,17 @@ class PgbenchResult:
 ProgressCallback = Callable[[float, float], None]  # (completed units, current tps)
 
 
+def pgbench_env() -> dict[str, str]:
+    """pgbench's environment: every target over the same transport.
+
+    libpq's default (``sslmode=prefer``) would use TLS to a wirecache (which
+    always offers it) and plaintext to an origin without TLS, such as the
+    throwaway one: unlike things. Without ``PGSSLMODE`` set by the user, every
+    target is measured in plaintext; ``PGSSLMODE=require`` measures TLS everywhere.
+    """
+    return {**os.environ, "PGSSLMODE": os.environ.get("PGSSLMODE", "disable")}
+
+
 def run_pgbench(
     endpoint: Endpoint,
     workload_args: list[str],
@@ -84,7 +96,9 @@ def run_pgbench(
         cmd.append(endpoint.dbname)
         stdout_path = Path(tmp, "stdout")
         with stdout_path.open("w") as stdout:
-            proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=tmp)
+            proc = subprocess.Popen(
+                cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=tmp, env=pgbench_env()
+            )
             assert proc.stderr is not None
             errors: list[str] = []
             done = 0.0
