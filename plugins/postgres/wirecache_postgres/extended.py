@@ -36,6 +36,10 @@ class Prepared:
     #: under (see Relay._key).
     hash: object = None
     hash_digest: bytes = b""
+    #: The extended-protocol group (counted by Sync) the client prepared it in.
+    group: int = 0
+    #: Whether it was the first message of that group: no error before it can skip it.
+    first: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -50,6 +54,9 @@ class Portal:
     raw: bytes
     #: The cached Execute response found when the portal was bound, if any.
     hit: bytes | None = None
+    #: Whether an Execute was issued on the portal: a later Execute continues
+    #: it (the rest of the rows, or none), which is not the statement's result.
+    executed: bool = False
 
 
 def split_parse(body: bytes) -> tuple[bytes, bytes, bytes]:

@@ -134,6 +134,30 @@ class Unit:
         self.catalog = catalog
 
 
+def _exhausted(hit: bytes) -> bytes:
+    """What the origin answers to a further Execute of a portal that ran to
+    completion with the response ``hit``: no rows, and a count of 0 in the tag."""
+    start, end = 0, len(hit)
+    while True:
+        nxt = start + 1 + int.from_bytes(hit[start + 1 : start + 5], "big")
+        if nxt >= end:
+            break
+        start = nxt
+    if hit[start] != _C:
+        return hit[start:]
+    tag = hit[start + 5 : end - 1]
+    return m.command_complete("SELECT 0") if tag.startswith(b"SELECT ") else hit[start:]
+
+
+def _rows_fewer_than(hit: bytes, limit: int) -> bool:
+    """Whether the Execute response ``hit`` has fewer than ``limit`` DataRows."""
+    start, end, rows = 0, len(hit), 0
+    while start < end and rows < limit:
+        rows += hit[start] == Backend.DATA_ROW
+        start += 1 + int.from_bytes(hit[start + 1 : start + 5], "big")
+    return rows < limit
+
+
 def _blocks_hits(stmt: Classification | None) -> bool:
     return stmt is not None and stmt.kind is not StatementKind.READ
 
@@ -167,6 +191,13 @@ class Relay:
         self.group_forwarded = False
         #: wirecache's own catalog query is in flight on this session.
         self.catalog_pending = False
+        #: Extended-protocol groups planned (Syncs seen), and those forwarded
+        #: whose ReadyForQuery has not come back: until it has, what the client
+        #: prepared in them may yet be skipped after an error (see _settled).
+        self.group = 0
+        self.syncs_in_flight = 0
+        #: Whether the current group has messages before the next one.
+        self.group_open = False
         self.views = Views()
         self.client_lock = trio.Lock()
         #: Set when the last unit in flight is answered (for draining).
@@ -208,6 +239,12 @@ class Relay:
     def can_hit(self) -> bool:
         return self.blocking == 0 and self.state.idle
 
+    def _settled(self, p: Prepared) -> bool:
+        """Whether a hit may rely on ``p``: made in this group (an error before it
+        skips the hit too), first in its group (only its own Parse could fail, and
+        a text with cached results parses), or every earlier group is answered."""
+        return self.can_hit and (p.group == self.group or p.first or not self.syncs_in_flight)
+
     def _forward(self, raw: bytes, unit: Unit | None) -> None:
         self._to_origin.append(raw)
         if unit is not None:
@@ -215,9 +252,10 @@ class Relay:
             if _blocks_hits(unit.stmt):
                 self.blocking += 1
 
-    def _local(self, data: bytes) -> None:
+    def _local(self, data: bytes, undo: Callable[[], None] | None = None) -> None:
         if self.units:
-            self.units.append(Unit(local=data))
+            # ``undo`` reverts the views if an error before it skips it.
+            self.units.append(Unit(local=data, undo=undo))
         else:
             self._to_client.append(data)
 
@@ -315,6 +353,8 @@ class Relay:
         else:
             # CopyData/CopyDone/CopyFail and anything the origin will judge.
             self._forward(raw, None)
+        if kind != Frontend.SYNC:
+            self.group_open = True
         return True
 
     def _query(self, body: bytes, raw: bytes) -> None:
@@ -379,23 +419,34 @@ class Relay:
     def _parse(self, body: bytes, raw: bytes) -> None:
         name, text, types = split_parse(body)
         views = self.views
-        p = Prepared(name, text, types, self.cache.classify(text), raw)
-        new_name = not name or name not in views.client_statements
+        p = Prepared(name, text, types, self.cache.classify(text), raw, group=self.group,
+                     first=not self.group_open)  # fmt: skip
+        previous = views.client_statements.get(name)
+
+        def undo() -> None:
+            if views.client_statements.get(name) is p:
+                if previous is None:
+                    del views.client_statements[name]
+                else:
+                    views.client_statements[name] = previous
+
         # When the origin parsed this text before under this session state and
-        # nothing it reads has changed since, ParseComplete is certain.
+        # nothing it reads has changed since, ParseComplete is certain. Named
+        # statements always go to the origin (once per connection), which then
+        # refuses a name taken exactly as it would have.
         if (
             p.stmt.cacheable
-            and new_name
+            and not name
             and self.can_hit
             and self.cache.lookup(self._key(b"P", p), p.stmt, record=False) is not None
         ):
             views.client_statements[name] = p
-            self._local(PARSE_COMPLETE)
+            self._local(PARSE_COMPLETE, undo)
             return
         views.client_statements[name] = p
-        self._replay_parse(p, raw_is_client=True)
+        self._replay_parse(p, client_undo=undo)
 
-    def _replay_parse(self, p: Prepared, *, raw_is_client: bool = False) -> None:
+    def _replay_parse(self, p: Prepared, *, client_undo: Callable[[], None] | None = None) -> None:
         views = self.views
         fill = None
         if p.stmt.cacheable and self.can_hit:
@@ -409,12 +460,12 @@ class Relay:
                     del views.origin_statements[p.name]
                 else:
                     views.origin_statements[p.name] = previous
-            if raw_is_client and views.client_statements.get(p.name) is p:
-                del views.client_statements[p.name]
+            if client_undo is not None:
+                client_undo()
 
         self.group_forwarded = True
         unit = Unit(
-            ends=_ENDS_PARSE, extended=True, fill=fill, swallow=not raw_is_client, undo=undo,
+            ends=_ENDS_PARSE, extended=True, fill=fill, swallow=client_undo is None, undo=undo,
             include_end=False,
         )  # fmt: skip
         self._forward(p.raw, unit)
@@ -428,28 +479,47 @@ class Relay:
         views = self.views
         p = views.client_statements.get(stmt_name)
         portal = Portal(portal_name, p, rest, raw)
+        previous = views.client_portals.get(portal_name)
         views.client_portals[portal_name] = portal
-        if p is not None and p.stmt.cacheable and self.can_hit:
+
+        def client_undo() -> None:
+            if views.client_portals.get(portal_name) is portal:
+                if previous is None:
+                    del views.client_portals[portal_name]
+                else:
+                    views.client_portals[portal_name] = previous
+
+        # Only the unnamed portal is answered here: a named one must exist at
+        # the origin, which refuses a name taken (the client may reuse one).
+        if not portal_name and p is not None and p.stmt.cacheable and self._settled(p):
             hit = self.cache.lookup(self._key(b"E", p, rest), p.stmt)
             if hit is not None:
                 portal.hit = hit
-                self._local(BIND_COMPLETE)
+                self._local(BIND_COMPLETE, client_undo)
                 return
-        self._replay_bind(portal, from_client=True)
+        self._replay_bind(portal, client_undo=client_undo)
 
-    def _replay_bind(self, portal: Portal, *, from_client: bool = False) -> None:
+    def _replay_bind(
+        self, portal: Portal, *, client_undo: Callable[[], None] | None = None
+    ) -> None:
         views = self.views
         if portal.prepared is not None:
             self._ensure_statement(portal.prepared)
+        origin_previous = views.origin_portals.get(portal.name)
         views.origin_portals[portal.name] = portal
 
         def undo() -> None:
             if views.origin_portals.get(portal.name) is portal:
-                del views.origin_portals[portal.name]
+                if origin_previous is None:
+                    del views.origin_portals[portal.name]
+                else:
+                    views.origin_portals[portal.name] = origin_previous
+            if client_undo is not None:
+                client_undo()
 
         self.group_forwarded = True
         self._forward(portal.raw, Unit(ends=_ENDS_BIND, extended=True,
-                                       swallow=not from_client, undo=undo))  # fmt: skip
+                                       swallow=client_undo is None, undo=undo))  # fmt: skip
 
     def _ensure_portal(self, portal: Portal) -> None:
         if self.views.origin_portals.get(portal.name) is not portal:
@@ -467,7 +537,7 @@ class Relay:
             p = portal.prepared if portal is not None else None
             tag, extra = b"T", portal.rest if portal is not None else b""
         fill = None
-        if p is not None and p.stmt.cacheable and self.can_hit:
+        if p is not None and p.stmt.cacheable and self._settled(p):
             key = self._key(tag, p, extra)
             hit = self.cache.lookup(key, p.stmt, record=False)
             if hit is not None:
@@ -485,17 +555,30 @@ class Relay:
         portal_name, max_rows = split_execute(body)
         portal = self.views.client_portals.get(portal_name)
         p = portal.prepared if portal is not None else None
-        if portal is not None and portal.hit is not None and max_rows == 0:
-            self._local(portal.hit)
-            self.log.debug("cache.hit", fingerprint=p.stmt.fingerprint if p else "")
-            return
+        if portal is not None and portal.hit is not None:
+            if portal.executed:
+                # It ran to completion here: the origin would send no more rows.
+                self._local(_exhausted(portal.hit))
+                return
+            if max_rows == 0 or _rows_fewer_than(portal.hit, max_rows):
+                # A row limit above the row count returns the whole result.
+                portal.executed = True
+                self._local(portal.hit)
+                self.log.debug("cache.hit", fingerprint=p.stmt.fingerprint if p else "")
+                return
         stmt = p.stmt if p is not None else _UNKNOWN
         fill = None
-        if p is not None and stmt.cacheable and max_rows == 0 and self.can_hit:
+        # With a row limit, what ends in CommandComplete is the whole result;
+        # PortalSuspended (part of it) is never stored.
+        if p is not None and stmt.cacheable and self.can_hit and not portal.executed:
             fill = self._begin_fill(self._key(b"E", p, portal.rest), stmt)
             self.log.debug("cache.miss", fingerprint=stmt.fingerprint)
         if portal is not None:
             self._ensure_portal(portal)
+            # A later Execute continues this one at the origin: no longer a hit
+            # nor the statement's whole result (PortalSuspended, or no rows).
+            portal.hit = None
+            portal.executed = True
         if p is not None:
             self._sent(p.text, stmt)
         self.group_forwarded = True
@@ -504,20 +587,30 @@ class Relay:
     def _close(self, body: bytes, raw: bytes) -> None:
         target, name = split_target(body, "Close")
         views = self.views
-        if target == ord("S"):
-            views.client_statements.pop(name, None)
-            at_origin = views.origin_statements.pop(name, None) is not None
-        else:
-            views.client_portals.pop(name, None)
-            at_origin = views.origin_portals.pop(name, None) is not None
-        if at_origin:
+        client, origin = (
+            (views.client_statements, views.origin_statements) if target == ord("S")
+            else (views.client_portals, views.origin_portals)
+        )  # fmt: skip
+        was_client, was_origin = client.pop(name, None), origin.pop(name, None)
+
+        def undo() -> None:
+            # Skipped after an error: the origin still has what it had.
+            if was_client is not None and name not in client:
+                client[name] = was_client  # type: ignore[assignment]
+            if was_origin is not None and name not in origin:
+                origin[name] = was_origin  # type: ignore[assignment]
+
+        if was_origin is not None:
             self.group_forwarded = True
-            self._forward(raw, Unit(ends=_ENDS_CLOSE, extended=True))
+            self._forward(raw, Unit(ends=_ENDS_CLOSE, extended=True, undo=undo))
         else:
-            self._local(CLOSE_COMPLETE)
+            self._local(CLOSE_COMPLETE, undo)
 
     def _sync(self, raw: bytes) -> None:
+        self.group += 1
+        self.group_open = False
         if self.group_forwarded:
+            self.syncs_in_flight += 1
             self._forward(raw, Unit(ends=_ENDS_SYNC, sync=True, include_end=False))
         else:
             self._local(m.ready_for_query(self.state.tx_status))
@@ -641,6 +734,8 @@ class Relay:
         unit = units.popleft()
         if _blocks_hits(unit.stmt):
             self.blocking -= 1
+        if unit.sync:
+            self.syncs_in_flight -= 1
         out.append(data[out_start:end])
         while emit and units and units[0].local is not None:
             out.append(units.popleft().local)  # type: ignore[arg-type]

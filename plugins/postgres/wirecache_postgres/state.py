@@ -55,6 +55,8 @@ class SessionState:
         """Fold in a statement that changes session state, before it reaches the origin."""
         if not stmt.changes_session:
             return
+        if text.lstrip()[:10].upper() == b"DEALLOCATE":
+            return  # drops prepared statements (see Relay._sent): no result changes
         if text.strip().rstrip(b";").strip().upper() == b"DISCARD ALL":
             self.key.reset()
         else:
