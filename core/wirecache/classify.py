@@ -260,7 +260,7 @@ class Classifier:
         try:
             tree = sqlglot.parse_one(sql, dialect=self._dialect)
         except SqlglotError as e:
-            return _unknown(f"cannot parse: {str(e)[:200]}")
+            return self._unparsed(sql, first, str(e)[:200])
         if tree is None:
             return Classification(StatementKind.EMPTY, False, reason="empty statement")
         result = self._classify_tree(tree)
@@ -272,6 +272,32 @@ class Classifier:
             template = _template(tree, self._dialect)
             result = replace(result, template=template, fingerprint=_fingerprint(template))
         return result
+
+    def _unparsed(self, sql: str, first: str, error: str) -> Classification:
+        """A statement sqlglot cannot parse: never cached; a write to anything unless
+        its tokens show a plain query.
+
+        Drivers send catalog queries sqlglot does not parse (asyncpg's type
+        introspection, on every connection): calling those writes would
+        invalidate the whole database each time. A text that starts like a
+        query, contains no data-modifying or locking keyword and calls only
+        functions sqlglot or the dialect knows as built-ins reads, and nothing
+        more.
+        """
+        if first not in ("SELECT", "WITH", "VALUES", "TABLE"):
+            return _unknown(f"cannot parse: {error}")
+        try:
+            tokens = self._dialect.tokenize(sql)
+        except SqlglotError:
+            return _unknown(f"cannot parse: {error}")
+        kinds = {t.token_type for t in tokens}
+        if kinds & _MODIFYING_TOKENS:
+            return _unknown(f"cannot parse: {error}")
+        known = _BUILTIN_FUNCTIONS | self.rules.deterministic_functions
+        for name in _called(tokens):
+            if name in self.rules.session_functions or name not in known:
+                return _unknown(f"cannot parse, and calls {name}(): {error}")
+        return Classification(StatementKind.READ, False, reason=f"cannot parse: {error}")
 
     def _classify_tree(self, tree: exp.Expression) -> Classification:
         if isinstance(tree, exp.Command):
@@ -416,6 +442,44 @@ def literal_shape(text: bytes) -> bytes | None:
     if _UNLEXABLE.search(text):
         return None
     return b"\0shape:" + _LITERAL.sub(b"?", text)
+
+
+#: Token types that may make a query modify data or lock rows.
+_MODIFYING_TOKENS = frozenset(
+    {
+        TokenType.INSERT, TokenType.UPDATE, TokenType.DELETE, TokenType.MERGE,
+        TokenType.INTO, TokenType.FOR, TokenType.LOCK, TokenType.COPY,
+    }
+)  # fmt: skip
+#: Functions sqlglot models: built-ins of some dialect, never user-defined.
+_BUILTIN_FUNCTIONS = frozenset(name.lower() for name in exp.FUNCTION_BY_NAME)
+
+
+def _called(tokens: list) -> list[str]:
+    """Names called as functions: ``name (`` not followed, after the matching
+    parenthesis, by ``AS (`` (that is a CTE with a column list)."""
+    names = []
+    for i in range(len(tokens) - 1):
+        if tokens[i + 1].token_type != TokenType.L_PAREN:
+            continue
+        if tokens[i].token_type not in (TokenType.VAR, TokenType.IDENTIFIER):
+            continue
+        depth, j = 0, i + 1
+        while j < len(tokens):
+            if tokens[j].token_type == TokenType.L_PAREN:
+                depth += 1
+            elif tokens[j].token_type == TokenType.R_PAREN:
+                depth -= 1
+                if depth == 0:
+                    break
+            j += 1
+        after = tokens[j + 1 : j + 3]
+        if len(after) == 2 and after[0].token_type == TokenType.ALIAS and (
+            after[1].token_type == TokenType.L_PAREN
+        ):
+            continue
+        names.append(tokens[i].text.lower())
+    return names
 
 
 def _first_keyword(sql: str) -> str:

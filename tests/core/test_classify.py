@@ -394,3 +394,26 @@ def test_placeholders_without_spaces_are_cacheable_reads(sql):
 
 def test_placeholders_without_spaces_in_a_write_name_its_table():
     assert Classifier(RULES).classify("INSERT INTO t VALUES ($1,$2)").writes == {"t"}
+
+
+def test_unparsable_query_with_builtin_functions_reads_and_invalidates_nothing():
+    """asyncpg's type introspection is not parsed by sqlglot; it must not count as a write."""
+    import asyncpg.introspection
+
+    result = Classifier(RULES).classify(asyncpg.introspection.INTRO_LOOKUP_TYPES_13)
+    assert result.kind is StatementKind.READ
+    assert not result.cacheable
+    assert result.writes == frozenset()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT myfn(a) FROM t WHERE x = ((", "SELECT a FROM t WHERE x = (( FOR UPDATE",
+     "SELECT set_config('a', 'b', false) FROM t WHERE ((",
+     "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d WHERE (("],
+)  # fmt: skip
+def test_unparsable_query_that_may_write_invalidates_everything(sql):
+    result = Classifier(RULES).classify(sql)
+    assert result.reason.startswith("cannot parse")
+    assert not result.cacheable
+    assert result.writes is None
