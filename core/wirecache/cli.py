@@ -163,7 +163,27 @@ async def serve(config: ServerConfig, plugins: Plugins, *, parent_pipe: bool = F
         # server.run returns once every session ended or the grace period cut them off.
 
 
+def _mysql_bench_argv(argv: list[str]) -> list[str] | None:
+    """The MySQL harness has options of its own: ``wirecache bench --dialect mysql …``
+    is handed to it whole, before the PostgreSQL harness's parser sees it."""
+    if argv[:1] != ["bench"]:
+        return None
+    rest = argv[1:]
+    for i, arg in enumerate(rest):
+        if arg == "--dialect" and rest[i + 1 : i + 2] == ["mysql"]:
+            return rest[:i] + rest[i + 2 :]
+        if arg == "--dialect=mysql":
+            return rest[:i] + rest[i + 1 :]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    mysql_argv = _mysql_bench_argv(argv)
+    if mysql_argv is not None:
+        from wirecache.bench import mysql
+
+        return mysql.main(mysql_argv)
     args = build_parser().parse_args(argv)
     if args.command == "bench":
         from wirecache import bench

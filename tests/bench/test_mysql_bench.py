@@ -1,4 +1,4 @@
-"""The MySQL bench end to end (``python -m wirecache.bench.mysql``): a throwaway
+"""The MySQL bench end to end (``wirecache bench --dialect mysql``): a throwaway
 MariaDB started by the harness, the C load generator, direct and wirecache in the
 same run, text and binary protocol. Timing is never asserted; counts are."""
 
@@ -65,3 +65,15 @@ def test_new_connections_hit_entries_of_earlier_ones(tmp_path, capsys, mode):
 def test_bad_mode_is_rejected():
     with pytest.raises(SystemExit):
         mysql_bench.main(["-M", "simple"])
+
+
+def test_wirecache_bench_dialect_mysql_runs_this_harness(tmp_path, capsys):
+    """``wirecache bench --dialect mysql`` is the same harness behind the main command."""
+    from wirecache.cli import main
+
+    out = tmp_path / "cli.json"
+    code = main(["bench", "--dialect", "mysql", "-M", "text", "-t", "50", "--warmup", "0",
+                 "--json", str(out)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    targets = {r["target"] for r in json.loads(out.read_text())["results"]}
+    assert targets == {"direct", "wirecache"}

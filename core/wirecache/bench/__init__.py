@@ -23,6 +23,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .args import csv as _csv
 from .latency import far_origin
 from .origin import Endpoint, local_postgres, parse_address
 from .report import finish
@@ -30,22 +31,6 @@ from .runner import DIRECT, WIRECACHE, Plan, Runner, TargetSpec
 from .scenarios import MODES, SCENARIOS
 
 __all__ = ["add_arguments", "run"]
-
-
-def _csv(kind: type, choices: tuple[str, ...] | None = None):  # noqa: ANN202 - argparse type
-    def parse(text: str) -> list:
-        values = [kind(v.strip()) for v in text.split(",") if v.strip()]
-        if choices is not None:
-            unknown = [v for v in values if v not in choices]
-            if unknown:
-                raise argparse.ArgumentTypeError(
-                    f"unknown {', '.join(unknown)}; choose from {', '.join(choices)}"
-                )
-        if not values:
-            raise argparse.ArgumentTypeError("empty list")
-        return values
-
-    return parse
 
 
 def _scenarios(text: str) -> list[str]:
@@ -88,6 +73,13 @@ def _target(text: str) -> TargetSpec:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``wirecache bench``."""
+    parser.add_argument(
+        "--dialect",
+        choices=("postgres", "mysql"),
+        default="postgres",
+        help="postgres (default; pgbench load) or mysql (its own options: "
+        "wirecache bench --dialect mysql --help)",
+    )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.add_argument(
         "--scenario",

@@ -11,7 +11,7 @@ in :mod:`.origin`). Statements that reached the origin are counted from its
 ``Com_select`` (text) or ``Com_stmt_execute`` (binary) status counters read
 with the ``mariadb`` command-line client, so the core needs no driver.
 
-Run as ``python -m wirecache.bench.mysql [-M text,prepared] [-c 1,16] [-T 5]``.
+Run as ``wirecache bench --dialect mysql [-M text,prepared] [-c 1,16] [-T 5]``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .args import csv as _csv
 from .cpu import cpu_seconds
 from .latency import stop
 from .origin import free_port, parse_address, wait_for_port
@@ -321,18 +322,8 @@ def print_results(console: Console, results: list[Result]) -> None:
     )
 
 
-def _csv(kind: type, choices: tuple[str, ...] | None = None):  # noqa: ANN202 - argparse type
-    def parse(text: str) -> list:
-        values = [kind(v.strip()) for v in text.split(",") if v.strip()]
-        if not values or (choices and any(v not in choices for v in values)):
-            raise argparse.ArgumentTypeError(f"expected a list of {choices or kind.__name__}")
-        return values
-
-    return parse
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wirecache.bench.mysql",
+    parser = argparse.ArgumentParser(prog="wirecache bench --dialect mysql",
                                      description=DESCRIPTION)  # fmt: skip
     parser.add_argument("--mode", "-M", type=_csv(str, MODES), default=list(MODES))
     parser.add_argument("--clients", "-c", type=_csv(int), default=[1])
