@@ -317,7 +317,8 @@ def test_asyncpg_writes_are_seen(pg_server, proxy, marker, table):
             await writer.executemany(f"UPDATE {table} SET name = $1 WHERE id = $2",
                                      [("ichi", 1), ("ni", 2)])  # fmt: skip
             seen.append(await name(reader))
-            # fetchval/fetchrow Execute with a row limit of 1: correct, never cached.
+            # fetchval/fetchrow: an Execute with a row limit of 1, answered from the
+            # complete result the fetch just before stored (one row, PortalSuspended).
             seen.append(await reader.fetchval(query, 1))
         finally:
             await reader.close()
@@ -325,7 +326,7 @@ def test_asyncpg_writes_are_seen(pg_server, proxy, marker, table):
         return seen
 
     assert asyncio.run(main()) == ["one", "one", "uno", "eins", "eins", "ichi", "ichi"]
-    assert pg_server.statement_count(marker) == 5
+    assert pg_server.statement_count(marker) == 4
 
 
 def test_pg8000_writes_are_seen(pg_server, proxy, marker, table):
@@ -419,9 +420,11 @@ def test_asyncpg_cursor_in_a_transaction(pg_server, proxy, marker, table):
     assert full_reads == 1
 
 
-def test_execute_with_a_row_limit_is_not_cached(pg_server, proxy, table):
+def test_execute_with_a_row_limit_is_answered_from_a_complete_result(pg_server, proxy, table):
     """Raw Execute with max_rows: PortalSuspended, the rest on a further Execute, and
-    a later complete read of the same statement and parameters is not truncated."""
+    a later complete read of the same statement and parameters is not truncated. A
+    partial result is never stored; once a complete one is, limited Executes are cut
+    from it exactly as the origin cuts them."""
     tag = uuid.uuid4().hex
     sql = f"SELECT id, name FROM {table} WHERE id >= $1 ORDER BY id /* {tag} */"
     bind = m.bind("", "", [], [b"1"], [])
@@ -440,8 +443,9 @@ def test_execute_with_a_row_limit_is_not_cached(pg_server, proxy, table):
     with RawConnection(proxy.host, proxy.port) as conn:
         assert conn.run(*limited) == expect_limited
         assert conn.run(*complete) == expect_complete
-    # Only complete results are stored: every limited run reached the origin.
-    assert pg_server.statement_count(tag) == 2 + 3 + 1
+    # The first limited run (two Executes) and the first complete run (two) reached
+    # the origin; everything after was cut from the stored complete result.
+    assert pg_server.statement_count(tag) == 2 + 2
 
 
 # -- errors inside a pipeline ------------------------------------------------------------------

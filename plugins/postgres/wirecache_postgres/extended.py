@@ -54,9 +54,10 @@ class Portal:
     raw: bytes
     #: The cached Execute response found when the portal was bound, if any.
     hit: bytes | None = None
-    #: Whether an Execute was issued on the portal: a later Execute continues
-    #: it (the rest of the rows, or none), which is not the statement's result.
-    executed: bool = False
+    #: Rows of ``hit`` already sent by Executes with a row limit; -1 once the
+    #: portal ran to its end (or was executed at the origin), None before any
+    #: Execute. A later Execute continues where the last one stopped.
+    served: int | None = None
 
 
 def split_parse(body: bytes) -> tuple[bytes, bytes, bytes]:

@@ -134,28 +134,37 @@ class Unit:
         self.catalog = catalog
 
 
-def _exhausted(hit: bytes) -> bytes:
-    """What the origin answers to a further Execute of a portal that ran to
-    completion with the response ``hit``: no rows, and a count of 0 in the tag."""
-    start, end = 0, len(hit)
-    while True:
-        nxt = start + 1 + int.from_bytes(hit[start + 1 : start + 5], "big")
-        if nxt >= end:
-            break
-        start = nxt
-    if hit[start] != _C:
-        return hit[start:]
-    tag = hit[start + 5 : end - 1]
-    return m.command_complete("SELECT 0") if tag.startswith(b"SELECT ") else hit[start:]
+def _serve(hit: bytes, served: int | None, max_rows: int) -> tuple[bytes, int] | None:
+    """The origin's answer to Execute(``max_rows``) of a portal whose whole result is
+    ``hit`` and of which ``served`` rows were sent already (None: not executed yet);
+    with the new count of rows sent. None when ``hit`` is not DataRows then
+    ``SELECT n``.
 
-
-def _rows_fewer_than(hit: bytes, limit: int) -> bool:
-    """Whether the Execute response ``hit`` has fewer than ``limit`` DataRows."""
-    start, end, rows = 0, len(hit), 0
-    while start < end and rows < limit:
-        rows += hit[start] == Backend.DATA_ROW
-        start += 1 + int.from_bytes(hit[start + 1 : start + 5], "big")
-    return rows < limit
+    PostgreSQL stops after ``max_rows`` rows with PortalSuspended even when no
+    row is left, sends the rest with a CommandComplete counting only this
+    Execute's rows, and ``SELECT 0`` once the portal is exhausted; asyncpg's
+    fetchrow/fetchval (a limit of 1) are answered this way.
+    """
+    if served is None and max_rows == 0:
+        return hit, -1  # the whole result, as stored
+    rows: list[int] = []
+    pos, end = 0, len(hit)
+    while pos < end and hit[pos] == Backend.DATA_ROW:
+        rows.append(pos)
+        pos += 1 + int.from_bytes(hit[pos + 1 : pos + 5], "big")
+    tag = hit[pos + 5 : end - 1]
+    if pos >= end or hit[pos] != _C or not tag.startswith(b"SELECT "):
+        return None
+    rows.append(pos)  # the end of the last row
+    total = len(rows) - 1
+    start = 0 if served is None else (total if served < 0 else served)
+    remaining = total - start
+    if max_rows and remaining >= max_rows:
+        stop = start + max_rows
+        return hit[rows[start] : rows[stop]] + m.PORTAL_SUSPENDED, stop
+    if start == 0:
+        return hit, -1
+    return hit[rows[start] : rows[total]] + m.command_complete(f"SELECT {remaining}"), -1
 
 
 def _blocks_hits(stmt: Classification | None) -> bool:
@@ -556,21 +565,17 @@ class Relay:
         portal = self.views.client_portals.get(portal_name)
         p = portal.prepared if portal is not None else None
         if portal is not None and portal.hit is not None:
-            if portal.executed:
-                # It ran to completion here: the origin would send no more rows.
-                self._local(_exhausted(portal.hit))
-                return
-            if max_rows == 0 or _rows_fewer_than(portal.hit, max_rows):
-                # A row limit above the row count returns the whole result.
-                portal.executed = True
-                self._local(portal.hit)
+            served = _serve(portal.hit, portal.served, max_rows)
+            if served is not None:
+                portal.served = served[1]
+                self._local(served[0])
                 self.log.debug("cache.hit", fingerprint=p.stmt.fingerprint if p else "")
                 return
         stmt = p.stmt if p is not None else _UNKNOWN
         fill = None
         # With a row limit, what ends in CommandComplete is the whole result;
         # PortalSuspended (part of it) is never stored.
-        if p is not None and stmt.cacheable and self.can_hit and not portal.executed:
+        if p is not None and stmt.cacheable and self.can_hit and portal.served is None:
             fill = self._begin_fill(self._key(b"E", p, portal.rest), stmt)
             self.log.debug("cache.miss", fingerprint=stmt.fingerprint)
         if portal is not None:
@@ -578,7 +583,7 @@ class Relay:
             # A later Execute continues this one at the origin: no longer a hit
             # nor the statement's whole result (PortalSuspended, or no rows).
             portal.hit = None
-            portal.executed = True
+            portal.served = -1
         if p is not None:
             self._sent(p.text, stmt)
         self.group_forwarded = True
