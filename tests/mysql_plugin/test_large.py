@@ -16,11 +16,13 @@ import random
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import mysql.connector
 import pymysql
 import pytest
+from wirecache_mysql.packets import PacketReader, build_packet
 
 from mysql_plugin.util import connect, proxy_kwargs, rows, table_name
 
@@ -313,3 +315,58 @@ def test_node_big_rows_text_and_binary(mariadb_server, proxy, big_packets, marke
         assert after == ["small"]
     assert mariadb_server.statement_count(q) == 4  # never cached: over max_entry_bytes
     assert mariadb_server.statement_count(small) == 1
+
+
+def _exchange_with_cursor(host: str, port: int, password: str) -> list[list[bytes]]:
+    """Prepare, execute with a read-only cursor, fetch, on a connection that negotiated
+    CLIENT_DEPRECATE_EOF; the payloads of each response. mysql-connector does the
+    handshake; its parsers do not know DEPRECATE_EOF, so the commands are raw."""
+    from mysql.connector.constants import ClientFlag
+
+    conn = mysql.connector.connect(
+        host=host, port=port, user="native_user", password=password, database="app",
+        use_pure=True, autocommit=True, ssl_disabled=True,
+        client_flags=[ClientFlag.DEPRECATE_EOF],
+    )  # fmt: skip
+    sock = conn._socket.sock
+    sock.settimeout(10)
+    reader = PacketReader()
+
+    def command(payload: bytes, last: Callable[[bytes], bool]) -> list[bytes]:
+        sock.sendall(build_packet(0, payload))
+        got: list[bytes] = []
+        while not got or not last(got[-1]):
+            while (message := reader.next_message()) is None:
+                reader.receive_data(sock.recv(65536))
+            got.append(message.payload)
+        return got
+
+    try:
+        # PREPARE_OK and one column definition (no EOF under DEPRECATE_EOF).
+        prepared = command(b"\x16SELECT 1 UNION SELECT 2", lambda p: p[0] == 3)
+        stmt = prepared[0][1:5]
+        executed = command(b"\x17" + stmt + bytes([CURSOR_TYPE_READ_ONLY, 1, 0, 0, 0]),
+                           lambda p: p[0] == 0xFE)  # fmt: skip
+        fetched = command(b"\x1c" + stmt + (5).to_bytes(4, "little"), lambda p: p[0] == 0xFE)
+        prepared[0] = prepared[0][:1] + b"ID!!" + prepared[0][5:]  # differs per connection
+        return [prepared, executed, fetched]
+    finally:
+        sock.close()
+
+
+def test_cursor_under_deprecate_eof(mariadb_server, proxy):
+    """MariaDB ends the metadata of a cursor's execute with an OK (header 0xFE) carrying
+    SERVER_STATUS_CURSOR_EXISTS even under CLIENT_DEPRECATE_EOF; the rows come with
+    COM_STMT_FETCH. No installed client opens a cursor on such a connection, so the
+    commands are sent raw after a real driver's handshake: wirecache answers exactly
+    what the origin does, and both executes reach the origin."""
+    password = mariadb_server.users["native_user"]
+    direct = _exchange_with_cursor(mariadb_server.host, mariadb_server.port, password)
+    before = global_status(mariadb_server, "Com_stmt_fetch")
+    for _ in range(2):
+        assert _exchange_with_cursor(proxy.host, proxy.port, password) == direct
+    assert global_status(mariadb_server, "Com_stmt_fetch") - before == 2
+    _prepared, executed, fetched = direct
+    assert executed[-1][0] == 0xFE and executed[-1][3] & SERVER_STATUS_CURSOR_EXISTS
+    assert [p[0] for p in fetched] == [0, 0, 0xFE]  # two binary rows, then the end
+    assert fetched[-1][3] & SERVER_STATUS_LAST_ROW_SENT
