@@ -58,6 +58,12 @@ class Portal:
     #: portal ran to its end (or was executed at the origin), None before any
     #: Execute. A later Execute continues where the last one stopped.
     served: int | None = None
+    #: A DataRow the origin sent beyond the client's row limit (wirecache asked
+    #: for one more), owed to the client's next Execute of the portal.
+    pending: bytes | None = None
+    #: The Execute sent for this portal with a row limit of 2 whose answer has
+    #: not come yet (the next Execute waits for it: see Relay._execute).
+    inflight: object = None
 
 
 def split_parse(body: bytes) -> tuple[bytes, bytes, bytes]:

@@ -89,6 +89,15 @@ _UNKNOWN = Classification(
 )  # fmt: skip
 
 
+class _Wait(Exception):
+    """A client message cannot be planned before ``unit`` is answered."""
+
+    def __init__(self, unit: Unit) -> None:
+        self.unit = unit
+        if unit.done is None:
+            unit.done = trio.Event()
+
+
 class Unit:
     """One piece of response the client is owed, in order.
 
@@ -99,7 +108,8 @@ class Unit:
 
     __slots__ = (
         "local", "ends", "extended", "sync", "stmt", "fill", "fill_ok", "swallow",
-        "acknowledged", "undo", "include_end", "catalog",
+        "acknowledged", "undo", "include_end", "catalog", "held", "portal", "tag_delta",
+        "done",
     )  # fmt: skip
 
     def __init__(
@@ -115,6 +125,8 @@ class Unit:
         undo: Callable[[], None] | None = None,
         include_end: bool = True,
         catalog: list[list[bytes | None]] | None = None,
+        portal: Portal | None = None,
+        tag_delta: int = 0,
     ) -> None:
         self.local = local
         self.ends = ends
@@ -132,6 +144,16 @@ class Unit:
         #: Rows of wirecache's own catalog query (see catalog.py): the whole
         #: response is read here and none of it reaches the client.
         self.catalog = catalog
+        #: An Execute sent with a row limit of 2 for the client's 1 (see
+        #: Relay._execute): its messages are held and cut to what the client
+        #: asked for; ``portal`` is the client's portal.
+        self.held: list[bytes] | None = [] if portal is not None else None
+        self.portal = portal
+        #: Rows wirecache sent ahead of this Execute's answer (a row held back
+        #: from the last one): added to the count of its CommandComplete.
+        self.tag_delta = tag_delta
+        #: Set when the unit is answered, for a client message waiting on it.
+        self.done: trio.Event | None = None
 
 
 def _serve(hit: bytes, served: int | None, max_rows: int) -> tuple[bytes, int] | None:
@@ -167,6 +189,29 @@ def _serve(hit: bytes, served: int | None, max_rows: int) -> tuple[bytes, int] |
     return hit[rows[start] : rows[total]] + m.command_complete(f"SELECT {remaining}"), -1
 
 
+def _answered(unit: Unit) -> None:
+    if unit.portal is not None and unit.portal.inflight is unit:
+        unit.portal.inflight = None
+    if unit.done is not None:
+        unit.done.set()
+
+
+def _execute_message(portal: bytes, max_rows: int) -> bytes:
+    """An Execute of ``portal`` (its name as the client sent it) with a row limit."""
+    body = portal + b"\0" + max_rows.to_bytes(4, "big")
+    return b"E" + (len(body) + 4).to_bytes(4, "big") + body
+
+
+def _messages(data: bytes) -> list[bytes]:
+    """Split complete backend messages held by wirecache."""
+    out, pos = [], 0
+    while pos < len(data):
+        nxt = pos + 1 + int.from_bytes(data[pos + 1 : pos + 5], "big")
+        out.append(data[pos:nxt])
+        pos = nxt
+    return out
+
+
 def _blocks_hits(stmt: Classification | None) -> bool:
     return stmt is not None and stmt.kind is not StatementKind.READ
 
@@ -198,6 +243,9 @@ class Relay:
         #: Whether the current extended-protocol group (up to Sync) sent
         #: anything to the origin, which then owes a ReadyForQuery.
         self.group_forwarded = False
+        #: The origin reported an error and the client's Sync has not been
+        #: planned yet: messages until it are ignored.
+        self.skipping = False
         #: wirecache's own catalog query is in flight on this session.
         self.catalog_pending = False
         #: Extended-protocol groups planned (Syncs seen), and those forwarded
@@ -295,16 +343,22 @@ class Relay:
                     await self._stream(reader, header[2], self.client, self.origin, None)
                     continue
                 data, offsets = batch
-                if len(offsets) == 1:
-                    go_on = plan(data[0], data[5:], data)
-                else:
-                    go_on = True
-                    ends = offsets[1:]
-                    ends.append(len(data))
-                    for off, end in zip(offsets, ends, strict=True):
-                        if not plan(data[off], data[off + 5 : end], data[off:end]):
-                            go_on = False
-                            break
+                go_on = True
+                ends = offsets[1:]
+                ends.append(len(data))
+                for off, end in zip(offsets, ends, strict=True):
+                    try:
+                        go_on = plan(data[off], data[off + 5 : end], data[off:end])
+                    except _Wait as wait:
+                        # Needs the answer to an earlier message first (rare):
+                        # a Flush makes the origin send it before any Sync.
+                        self._forward(m.FLUSH, None)
+                        await self._flush()
+                        assert wait.unit.done is not None
+                        await wait.unit.done.wait()
+                        go_on = plan(data[off], data[off + 5 : end], data[off:end])
+                    if not go_on:
+                        break
                 if not go_on:
                     await self._flush()
                     return
@@ -337,6 +391,14 @@ class Relay:
 
     def _plan(self, kind: int, body: bytes, raw: bytes) -> bool:
         """Decide what to do with one client message; False when the session ends."""
+        if self.skipping:
+            # The origin reported an error in this group: like it, ignore
+            # everything up to the Sync, which it still needs.
+            if kind == Frontend.SYNC:
+                self.skipping = False
+                self.group_forwarded = True
+            elif kind != Frontend.TERMINATE:
+                return True
         if kind == Frontend.QUERY:
             self._query(body, raw)
         elif kind == Frontend.PARSE:
@@ -572,12 +634,34 @@ class Relay:
                 self.log.debug("cache.hit", fingerprint=p.stmt.fingerprint if p else "")
                 return
         stmt = p.stmt if p is not None else _UNKNOWN
+        tag_delta = 0
+        if portal is not None and portal.inflight is not None:
+            # Whether a row was held back for this Execute is known only once
+            # the origin answered the last one.
+            raise _Wait(portal.inflight)
+        if portal is not None and portal.pending is not None:
+            # A row held back from the last Execute comes first.
+            row, portal.pending = portal.pending, None
+            if max_rows == 1:
+                self._local(row + m.PORTAL_SUSPENDED)
+                return
+            self._local(row)
+            tag_delta = 1
+            max_rows = max(max_rows - 1, 0)
+            raw = _execute_message(portal_name, max_rows)
         fill = None
+        held_for = None
         # With a row limit, what ends in CommandComplete is the whole result;
         # PortalSuspended (part of it) is never stored.
         if p is not None and stmt.cacheable and self.can_hit and portal.served is None:
             fill = self._begin_fill(self._key(b"E", p, portal.rest), stmt)
             self.log.debug("cache.miss", fingerprint=stmt.fingerprint)
+            if max_rows == 1:
+                # fetchrow/fetchval: ask for one row more, so that a result of
+                # one row comes back complete and can be stored; the client
+                # still gets exactly what a limit of 1 gives (see _cut).
+                raw = _execute_message(portal_name, 2)
+                held_for = portal
         if portal is not None:
             self._ensure_portal(portal)
             # A later Execute continues this one at the origin: no longer a hit
@@ -587,7 +671,11 @@ class Relay:
         if p is not None:
             self._sent(p.text, stmt)
         self.group_forwarded = True
-        self._forward(raw, Unit(ends=_ENDS_EXECUTE, extended=True, stmt=stmt, fill=fill))
+        unit = Unit(ends=_ENDS_EXECUTE, extended=True, stmt=stmt, fill=fill, portal=held_for,
+                    tag_delta=tag_delta)  # fmt: skip
+        if held_for is not None:
+            held_for.inflight = unit
+        self._forward(raw, unit)
 
     def _close(self, body: bytes, raw: bytes) -> None:
         target, name = split_target(body, "Close")
@@ -656,7 +744,8 @@ class Relay:
                 if header is not None:
                     head = self._origin_head()
                     fill = head.fill if head is not None and head.fill_ok else None
-                    await self._stream(reader, header[2], self.origin, self.client, fill)
+                    hold = head.held if head is not None else None
+                    await self._stream(reader, header[2], self.origin, self.client, fill, hold)
                     continue
                 batch = reader.next_batch()
                 if batch is None:
@@ -697,6 +786,27 @@ class Relay:
                     self._catalog_read(head)
                     out_start, unit_start = self._end_unit(data, out, out_start, end)
                 continue
+            if head.held is not None:
+                out.append(data[out_start:off])
+                out_start = end
+                head.held.append(data[off:end])
+                if kind == _E or kind in head.ends:
+                    out.append(self._cut(head, kind))
+                    if kind == _C:
+                        self._acknowledged(head)
+                    ok = head.fill_ok and kind == _C
+                    self._finish(head, data, unit_start, end, ok=ok)
+                    out_start, unit_start = self._end_unit(data, out, end, end, emit=kind != _E)
+                    if kind == _E:
+                        self._skip_to_sync()
+                elif kind in _SPOIL_FILL:
+                    head.fill_ok = False
+                continue
+            if head.tag_delta and kind == _C:
+                out.append(data[out_start:off])
+                out_start = end
+                count = int(data[off + 5 : end - 1].rsplit(b" ", 1)[1]) + head.tag_delta
+                out.append(m.command_complete(f"SELECT {count}"))
             if kind == _E and head.extended:
                 self._finish(head, data, unit_start, off, ok=False)
                 out_start, unit_start = self._end_unit(data, out, out_start, end, emit=False)
@@ -731,6 +841,26 @@ class Relay:
         if not units:
             self._units_done.set()
 
+    def _cut(self, unit: Unit, kind: int) -> bytes:
+        """What the client's Execute with a row limit of 1 gets from the held answer
+        to the Execute sent with a limit of 2: one row and PortalSuspended (the
+        origin stops at the limit even when no row is left), no row and the
+        CommandComplete, or an error as it came. A second row is kept on the
+        portal for the client's next Execute; a complete answer becomes the
+        portal's hit, to cut further Executes from."""
+        held = b"".join(unit.held or ())
+        portal = unit.portal
+        assert portal is not None
+        rows = [msg for msg in _messages(held) if msg[0] == Backend.DATA_ROW]
+        portal.served = -1
+        if kind == _E or not rows:
+            return held
+        if kind == _C:
+            portal.hit, portal.served = held, 1
+        elif len(rows) > 1:
+            portal.pending = rows[1]
+        return rows[0] + m.PORTAL_SUSPENDED
+
     def _end_unit(
         self, data: bytes, out: list[bytes], out_start: int, end: int, *, emit: bool = True
     ) -> tuple[int, int]:
@@ -741,6 +871,7 @@ class Relay:
             self.blocking -= 1
         if unit.sync:
             self.syncs_in_flight -= 1
+        _answered(unit)
         out.append(data[out_start:end])
         while emit and units and units[0].local is not None:
             out.append(units.popleft().local)  # type: ignore[arg-type]
@@ -754,10 +885,15 @@ class Relay:
             unit = units.popleft()
             if _blocks_hits(unit.stmt):
                 self.blocking -= 1
+            _answered(unit)
             if unit.undo is not None:
                 unit.undo()
             if unit.fill is not None:
                 self.cache.finish_fill(unit.fill, False)
+        if not units:
+            # The client has not sent that Sync yet: what it sends before it
+            # is ignored too (see _plan).
+            self.skipping = True
 
     def _finish(self, head: Unit, data: bytes, start: int, stop: int, *, ok: bool) -> None:
         if not ok and head.undo is not None:
@@ -818,9 +954,17 @@ class Relay:
         source: trio.abc.Stream,
         sink: trio.abc.Stream,
         fill: Fill | None,
+        hold: list[bytes] | None = None,
     ) -> None:
-        """Forward one large message piece by piece as it arrives."""
-        send = self._send_client if sink is self.client else sink.send_all
+        """Forward one large message piece by piece as it arrives (or keep it whole
+        in ``hold``, for an answer wirecache cuts before the client sees it)."""
+        if hold is not None:
+            parts = [raw_header]
+
+            async def send(data: bytes) -> None:
+                parts.append(data)
+        else:
+            send = self._send_client if sink is self.client else sink.send_all
         await send(raw_header)
         if fill is not None:
             fill.add(raw_header)
@@ -835,3 +979,5 @@ class Relay:
             if fill is not None:
                 fill.add(chunk)
             await send(chunk)
+        if hold is not None:
+            hold.append(b"".join(parts))
