@@ -611,3 +611,29 @@ def test_asyncpg_enum_introspection_is_cached(pg_server, proxy, enum_type):
     since = pg_server.log_position()
     asyncpg_session(pg_server, proxy, enum_type)
     assert pg_server.statement_count(ENUM_INTROSPECTION, since=since) == 0, stmt.reason
+
+
+def test_asyncpg_fetchrow_and_fetchval_are_cached(pg_server, proxy, marker, table):
+    """fetchrow/fetchval send Execute with a row limit of 1; a one-row result is
+    stored and later ones are answered without the origin, until a write."""
+    query = f"SELECT id, name FROM {table} WHERE id = $1 {marker}"
+
+    async def main():
+        conn = await asyncpg_connect(pg_server, proxy)
+        try:
+            rows = [tuple(await conn.fetchrow(query, 1)) for _ in range(3)]
+            values = [await conn.fetchval(query, 2, column=1) for _ in range(2)]
+            many = await conn.fetchrow(f"SELECT id FROM {table} ORDER BY id {marker}")
+            await conn.execute(f"UPDATE {table} SET name = 'uno' WHERE id = 1")
+            after = tuple(await conn.fetchrow(query, 1))
+            return rows, values, many[0], after
+        finally:
+            await conn.close()
+
+    rows, values, first_id, after = asyncio.run(main())
+    assert rows == [(1, "one")] * 3
+    assert values == ["two", "two"]
+    assert first_id == 1  # several rows: the first, as the origin gives it
+    assert after == (1, "uno")
+    # id=1 once, id=2 once, the many-row query once, id=1 again after the write.
+    assert pg_server.statement_count(marker) == 4
