@@ -23,7 +23,8 @@ from wirecache import bench
 from wirecache.bench import relay
 from wirecache.bench.latency import spawn_relay, stop
 from wirecache.bench.origin import Endpoint, local_postgres
-from wirecache.bench.runner import CHART_QUANTILES
+from wirecache.bench.report import MAX_NINES, cdf_svg
+from wirecache.bench.runner import CHART_QUANTILES, Result
 from wirecache.bench.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.skipif(
@@ -225,3 +226,20 @@ async def test_delayed_relay_keeps_order_and_adds_the_delay() -> None:
         assert bytes(received) == payload
         await stream.aclose()
         nursery.cancel_scope.cancel()
+
+
+def test_chart_draws_up_to_p9999_and_its_axis_ends_there() -> None:
+    """p99.99 is plotted (1 - 0.9999 rounds below 1e-4 in floating point), and the
+    maximum, which is not plotted, does not stretch the latency axis."""
+    quantiles = [0.05 if q < 0.9999 else 1.0 for q in CHART_QUANTILES]
+    quantiles[-1] = 100.0  # the maximum: an outlier far right
+    result = Result(
+        *("point-hot", "simple", 1, "wirecache", 1000, 0, 1.0, 0.05, 0.05, 0.05, 0.05, 100.0),
+        *("SELECT", 1000, 0, 1.0, None, None, quantiles),
+    )
+    svg = cdf_svg([result], width=720, height=320)
+    points = re.search(r'<polyline[^>]*points="([^"]*)"', svg)[1].split()
+    xs, ys = zip(*((float(a), float(b)) for a, b in (p.split(",") for p in points)), strict=True)
+    assert MAX_NINES == 4 and min(ys) == 12.0  # the top of the plot is p99.99, and it is drawn
+    assert max(xs) == 720 - 16  # p99.99 (1 ms) is the right edge, not the 100 ms maximum
+    assert ">100<" not in svg

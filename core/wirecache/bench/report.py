@@ -128,14 +128,29 @@ def _ticks(lo: float, hi: float) -> list[float]:
 
 
 def _nines(fraction: float) -> float:
-    """Percentile axis that gives p90, p99, p99.9 equal room, so the tail is visible."""
-    return -math.log10(1 - fraction) if fraction < 1 else math.inf
+    """Percentile axis that gives p90, p99, p99.9 equal room, so the tail is visible.
+
+    Rounded to 9 decimals: in floating point 1 - 0.9999 is a hair below 1e-4,
+    which would put p99.99 just past the top of the chart.
+    """
+    return round(-math.log10(1 - fraction), 9) if fraction < 1 else math.inf
+
+
+def _plotted(result: Result) -> list[tuple[float, float]]:
+    """(fraction, ms) pairs the chart draws: positive latencies up to p99.99."""
+    return [
+        (q, v)
+        for q, v in zip(CHART_QUANTILES, result.quantiles_ms, strict=False)
+        if v > 0 and _nines(q) <= MAX_NINES
+    ]
 
 
 def cdf_svg(cell: list[Result], width: int = 720, height: int = 320) -> str:
     """Latency percentiles of every target of one cell: log ms across, nines up."""
     left, right, top, bottom = 56, 16, 12, 40
-    values = [v for r in cell for v in r.quantiles_ms if v > 0]
+    curves = [_plotted(r) for r in cell]
+    # The axis spans what is drawn: the maximum (p100) is not, so it must not stretch it.
+    values = [v for curve in curves for _, v in curve]
     if not values:
         return "<p>no latencies recorded</p>"
     lo, hi = math.log10(min(values)), math.log10(max(values))
@@ -175,13 +190,9 @@ def cdf_svg(cell: list[Result], width: int = 720, height: int = 320) -> str:
         f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle">'
         "latency per transaction, ms (log scale)</text>"
     )
-    for index, result in enumerate(cell):
+    for index, (result, curve) in enumerate(zip(cell, curves, strict=True)):
         colour = COLOURS[index % len(COLOURS)]
-        points = " ".join(
-            f"{x(v):.1f},{y(q):.1f}"
-            for q, v in zip(CHART_QUANTILES, result.quantiles_ms, strict=False)
-            if v > 0 and _nines(q) <= MAX_NINES
-        )
+        points = " ".join(f"{x(v):.1f},{y(q):.1f}" for q, v in curve)
         parts.append(
             f'<polyline fill="none" stroke="{colour}" stroke-width="2" '
             f'points="{points}"><title>{html.escape(result.target)}</title></polyline>'
