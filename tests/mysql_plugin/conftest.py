@@ -3,13 +3,12 @@ MariaDB (never the machine's shared server), and driver connections through it."
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from servers.mariadb import MariaDBServer
-from servers.proxy import RunningProxy, cache_config, run_proxy
+from servers.proxy import RunningProxy, proxy_factory
 from servers.tls import TLSFiles
 
 from mysql_plugin.util import connect, rows, table_name
@@ -22,21 +21,10 @@ def make_proxy(
     """Start a wirecache in front of the suite's MariaDB; keyword arguments override
     fields of the cache's CacheConfig (``origin_tls="verify-full"``…). The client leg
     serves the test CA's certificate, so clients can verify wirecache."""
-    with contextlib.ExitStack() as stack:
-        count = 0
-
-        def start(*extra_caches, **overrides) -> RunningProxy:
-            nonlocal count
-            count += 1
-            overrides.setdefault("dialect", "mysql")
-            overrides.setdefault("client_tls_cert", tls_files.cert_chain_path)
-            overrides.setdefault("client_tls_key", tls_files.key_path)
-            caches = [
-                cache_config(mariadb_server.host, mariadb_server.port, **overrides),
-                *extra_caches,
-            ]
-            return stack.enter_context(run_proxy(caches, tmp_path / f"cache{count}"))
-
+    with proxy_factory(
+        mariadb_server.host, mariadb_server.port, tmp_path, dialect="mysql",
+        client_tls_cert=tls_files.cert_chain_path, client_tls_key=tls_files.key_path,
+    ) as start:  # fmt: skip
         yield start
 
 

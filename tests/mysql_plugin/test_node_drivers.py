@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
+from servers.node import NODE_DIR
 
 NODE = shutil.which("node")
-NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 SCRIPT = NODE_DIR / "mysql_query.js"
 DRIVERS = ("mysql2", "mariadb")
 

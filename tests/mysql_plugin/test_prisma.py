@@ -15,14 +15,12 @@ migrations need Prisma's schema engine, which cannot be downloaded here.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
 import pymysql
 import pytest
-from postgres_plugin.test_node_drivers import NODE, NODE_DIR, NodeProgram, require_packages
+from servers.node import NODE_DIR, NodeProgram, prisma_generate, require_packages
 
 PRISMA_DIR = NODE_DIR / "prisma-mariadb"
 PRISMA_CLIENT = NODE_DIR / "node_modules" / ".wirecache-prisma" / "mariadb-client"
@@ -50,25 +48,10 @@ BOOK_TABLE = "`wc_prisma_book`"
 
 @pytest.fixture(scope="module")
 def prisma_client(tmp_path_factory) -> Path:
-    """Generate the Prisma client from tests/node/prisma-mariadb/schema.prisma, offline
-    (``prisma generate`` wants a schema engine binary's path but never runs it)."""
+    """The Prisma client of tests/node/prisma-mariadb/schema.prisma, generated offline."""
     require_packages("prisma", "@prisma/client", "@prisma/adapter-mariadb")
-    fake_engine = tmp_path_factory.mktemp("prisma") / "schema-engine"
-    fake_engine.write_text("not used by prisma generate\n")
-    env = {
-        **os.environ,
-        "PRISMA_SCHEMA_ENGINE_BINARY": str(fake_engine),
-        "CHECKPOINT_DISABLE": "1",  # no update check over the network
-        "PRISMA_HIDE_UPDATE_MESSAGE": "1",
-    }
-    result = subprocess.run(
-        [NODE, str(NODE_DIR / "node_modules" / "prisma" / "build" / "index.js"), "generate",
-         "--schema", str(PRISMA_DIR / "schema.prisma")],
-        cwd=NODE_DIR, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert (PRISMA_CLIENT / "index.js").is_file()
-    return PRISMA_CLIENT
+    return prisma_generate(PRISMA_DIR / "schema.prisma", PRISMA_CLIENT,
+                           tmp_path_factory.mktemp("prisma"))  # fmt: skip
 
 
 @pytest.fixture

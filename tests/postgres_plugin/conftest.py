@@ -3,28 +3,19 @@ suite's PostgreSQL, and psycopg connections through it."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from servers.postgres import PostgresServer
-from servers.proxy import RunningProxy, cache_config, run_proxy
+from servers.proxy import RunningProxy, proxy_factory
 
 
 @pytest.fixture
 def make_proxy(pg_server: PostgresServer, tmp_path) -> Iterator[Callable[..., RunningProxy]]:
     """Start a wirecache in front of the suite's PostgreSQL; keyword arguments override
     fields of the cache's CacheConfig (``origin_tls="require"``…)."""
-    with contextlib.ExitStack() as stack:
-        count = 0
-
-        def start(*extra_caches, **overrides) -> RunningProxy:
-            nonlocal count
-            count += 1
-            caches = [cache_config(pg_server.host, pg_server.port, **overrides), *extra_caches]
-            return stack.enter_context(run_proxy(caches, tmp_path / f"cache{count}"))
-
+    with proxy_factory(pg_server.host, pg_server.port, tmp_path) as start:
         yield start
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -92,3 +92,24 @@ def run_proxy(
         with contextlib.suppress(trio.RunFinishedError):
             trio.from_thread.run_sync(server.shutdown, trio_token=running.token)
         thread.join(30)
+
+
+@contextlib.contextmanager
+def proxy_factory(
+    origin_host: str, origin_port: int, tmp_path: Path, **defaults
+) -> Iterator[Callable[..., RunningProxy]]:
+    """A function that starts wirecaches in front of one origin, each with its own
+    cache directory, all stopped on exit. Its keyword arguments override fields of
+    the cache's CacheConfig, on top of ``defaults``; positional ones are more caches."""
+    with contextlib.ExitStack() as stack:
+        count = 0
+
+        def start(*extra_caches: CacheConfig, **overrides) -> RunningProxy:
+            nonlocal count
+            count += 1
+            config = cache_config(origin_host, origin_port, **{**defaults, **overrides})
+            return stack.enter_context(
+                run_proxy([config, *extra_caches], tmp_path / f"cache{count}")
+            )
+
+        yield start
