@@ -7,6 +7,7 @@ import struct
 
 from pymysql.constants import CLIENT, COMMAND
 
+from mysql_plugin.test_e2e import connector
 from mysql_plugin.util import connect, rows
 
 MULTI_STATEMENTS_ON, MULTI_STATEMENTS_OFF = 0, 1
@@ -52,3 +53,22 @@ def test_set_option_is_relayed_and_takes_effect(mariadb_server, proxy, table):
         conn._execute_command(COMMAND.COM_SET_OPTION, struct.pack("<H", MULTI_STATEMENTS_ON))
         assert _answer(conn)[-1][0] in (0x00, 0xFE)
         assert rows(conn, f"SELECT COUNT(*) FROM {table}") == [(2,)]
+
+
+def test_stmt_reset_is_relayed(mariadb_server, proxy, table, marker):
+    """COM_STMT_RESET (mysql-connector's cmd_stmt_reset) between cached executions."""
+    conn = connector(mariadb_server, proxy, ssl_disabled=True)
+    try:
+        cur = conn.cursor(prepared=True)
+        query = f"SELECT v FROM {table} WHERE id = %s {marker}"
+        cur.execute(query, (1,))
+        assert cur.fetchall() == [("one",)]
+        conn.cmd_stmt_reset(cur._prepared["statement_id"])
+        cur.execute(query, (1,))
+        assert cur.fetchall() == [("one",)]
+        cur.execute(query, (2,))
+        assert cur.fetchall() == [("two",)]
+    finally:
+        conn.close()
+    # id=1 once (then a hit after the reset), id=2 once.
+    assert mariadb_server.statement_count(marker) == 2
