@@ -21,8 +21,10 @@ import structlog
 log = structlog.get_logger("wirecache.cache")
 
 #: Bookkeeping bytes charged per L1 entry on top of its payload, so a budget
-#: holds even when entries are tiny.
-ENTRY_OVERHEAD = 200
+#: holds even when entries are tiny. Measured with tracemalloc in a 10-minute
+#: run (bench/README.md): the Entry object, its version and table tuples, the
+#: key and the LRU's dict node cost about 380 bytes besides the payload.
+ENTRY_OVERHEAD = 400
 
 
 @dataclass(slots=True)
