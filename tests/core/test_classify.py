@@ -397,13 +397,20 @@ def test_placeholders_without_spaces_in_a_write_name_its_table():
 
 
 def test_unparsable_query_with_builtin_functions_reads_and_invalidates_nothing():
-    """asyncpg's type introspection is not parsed by sqlglot; it must not count as a write."""
-    import asyncpg.introspection
-
-    result = Classifier(RULES).classify(asyncpg.introspection.INTRO_LOOKUP_TYPES_13)
+    """A query sqlglot cannot parse must not count as a write when its tokens show
+    a plain query calling built-ins (the unclosed parenthesis breaks the parse)."""
+    result = Classifier(RULES).classify("SELECT coalesce(a, 1), array_agg(b) FROM t WHERE ((")
     assert result.kind is StatementKind.READ
     assert not result.cacheable
     assert result.writes == frozenset()
+
+
+def test_asyncpg_type_introspection_is_a_cacheable_catalog_read():
+    import asyncpg.introspection
+
+    result = Classifier(RULES).classify(asyncpg.introspection.INTRO_LOOKUP_TYPES_13)
+    assert result.kind is StatementKind.READ and result.cacheable
+    assert CATALOG in result.reads  # DDL through wirecache invalidates it
 
 
 @pytest.mark.parametrize(
@@ -417,3 +424,10 @@ def test_unparsable_query_that_may_write_invalidates_everything(sql):
     assert result.reason.startswith("cannot parse")
     assert not result.cacheable
     assert result.writes is None
+
+
+@pytest.mark.parametrize("sql", ["SELECT x::oid[] FROM t", "SELECT CAST($1 AS regtype[]) FROM t",
+                                 "SELECT 1 FROM t WHERE id = any($1::oid[])"])  # fmt: skip
+def test_arrays_of_types_sqlglot_does_not_know_are_read(sql):
+    result = Classifier(RULES).classify(sql)
+    assert result.kind is StatementKind.READ and result.cacheable and result.reads == {"t"}

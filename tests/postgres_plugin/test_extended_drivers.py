@@ -598,10 +598,6 @@ def test_asyncpg_type_by_name_is_cached(pg_server, proxy, enum_type):
     assert pg_server.statement_count(TYPE_BY_NAME, since=since) == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "wirecache: sqlglot cannot parse asyncpg's INTRO_LOOKUP_TYPES query (\"Required "
-    "keyword: 'expressions' missing for Bracket\"): it is relayed and never "
-    "cached (it reads and invalidates nothing, judged from its tokens)"))  # fmt: skip
 def test_asyncpg_enum_introspection_is_cached(pg_server, proxy, enum_type):
     since = pg_server.log_position()
     asyncpg_session(pg_server, proxy, enum_type)

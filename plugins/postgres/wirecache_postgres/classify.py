@@ -99,10 +99,19 @@ def _refine(tree: exp.Expression, result: Classification) -> Classification | No
 # sqlglot reads "$1,$2" as the start of a dollar-quoted string; a dollar-quote
 # tag cannot start with a digit, so a space after each placeholder is safe.
 _PLACEHOLDER = re.compile(r"(?<![\w$])(\$\d+)(?=[^\d\s])")
+# sqlglot parses arrays only of the types it knows ("x::int[]" but not
+# "x::oid[]" or "CAST(x AS regtype[])", which asyncpg's type introspection
+# uses); the element type does not change what a statement reads or writes.
+_ARRAY_CAST = re.compile(r"(::\s*|\bAS\s+)(\"?[A-Za-z_][\w.]*\"?)\s*\[\]", re.IGNORECASE)
 
 
-def _space_placeholders(sql: str) -> str:
-    return _PLACEHOLDER.sub(r"\1 ", sql) if "$" in sql else sql
+def _prepare_for_sqlglot(sql: str) -> str:
+    """The text sqlglot classifies (the origin always gets the text as sent)."""
+    if "$" in sql:
+        sql = _PLACEHOLDER.sub(r"\1 ", sql)
+    if "[]" in sql:
+        sql = _ARRAY_CAST.sub(r"\1text[]", sql)
+    return sql
 
 
 RULES = ClassifierRules(
@@ -116,5 +125,5 @@ RULES = ClassifierRules(
     catalog_schemas=frozenset({"pg_catalog", "information_schema"}),
     catalog_prefixes=("pg_",),
     refine=_refine,
-    prepare=_space_placeholders,
+    prepare=_prepare_for_sqlglot,
 )
