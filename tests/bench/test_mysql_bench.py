@@ -1,6 +1,7 @@
 """The MySQL bench end to end (``wirecache bench --dialect mysql``): a throwaway
 MariaDB started by the harness, the C load generator, direct and wirecache in the
-same run, text and binary protocol. Timing is never asserted; counts are."""
+same run, text and binary protocol, every scenario, a far origin. Timing is never
+asserted (beyond a far origin's statements taking at least its RTT); counts are."""
 
 from __future__ import annotations
 
@@ -62,9 +63,83 @@ def test_new_connections_hit_entries_of_earlier_ones(tmp_path, capsys, mode):
         assert r["failed"] == 0, r
 
 
+NEW_SCENARIOS = ("point-zipf", "aggregate", "rw-95-5", "rw-80-20")
+
+
+def test_every_other_scenario_gives_complete_counted_results(tmp_path, capsys):
+    """One short run of each scenario beyond point-hot, both modes, two clients: every
+    cell is there, nothing failed, reads and writes add up, writes all reach the
+    origin, and the cache never sends more reads to the origin than the client sent."""
+    n = 30
+    document = _run(tmp_path, capsys, "--scenario", ",".join(NEW_SCENARIOS),
+                    "-M", "text,prepared", "-c", "2", "-t", str(n))  # fmt: skip
+    assert document["meta"]["plan"]["scenarios"] == list(NEW_SCENARIOS)
+    assert document["meta"]["origin_path"]["method"] == "none"
+    cells = {(r["scenario"], r["mode"], r["target"]): r for r in document["results"]}
+    assert set(cells) == {
+        (f"mysql-{s}", m, t)
+        for s in NEW_SCENARIOS
+        for m in ("text", "prepared")
+        for t in ("direct", "wirecache")
+    }
+    for (scenario, mode, target), r in cells.items():
+        assert r["transactions"] == 2 * n and r["failed"] == 0, r
+        assert r["sent"] + r["writes_sent"] == r["transactions"], r
+        assert r["tps"] > 0 and r["p50_ms"] > 0 and len(r["quantiles_ms"]) > 100, r
+        assert r["counted"] == mysql_bench.COUNTED[mode]
+        if scenario.startswith("mysql-rw-"):
+            assert 0 < r["writes_sent"] < r["sent"], r
+        else:
+            assert r["writes_sent"] == 0, r
+        assert r["writes_reached_origin"] == r["writes_sent"], r  # writes are never cached
+        if target == "direct":
+            assert r["reached_origin"] >= r["sent"] and r["hit_ratio"] is None, r
+        else:
+            assert 0 <= r["reached_origin"] <= r["sent"], r
+            assert 0.0 <= r["hit_ratio"] <= 1.0 and r["proxy_cpu_s"] is not None, r
+        if scenario == "mysql-aggregate" and target == "wirecache":
+            # ten distinct statements: each misses at most once per client
+            assert r["reached_origin"] <= mysql_bench.GROUPS * r["clients"], r
+    # the same seeded key sequence for both targets: the same writes
+    for s in NEW_SCENARIOS:
+        for m in ("text", "prepared"):
+            direct, cached = (cells[(f"mysql-{s}", m, t)] for t in ("direct", "wirecache"))
+            assert direct["writes_sent"] == cached["writes_sent"]
+    table = capsys.readouterr().out
+    for s in NEW_SCENARIOS:
+        assert f"mysql-{s}" in table
+    assert "writes at the origin/sent" in table
+
+
+def test_far_origin_goes_through_the_latency_module(tmp_path, capsys):
+    """``--origin-rtt`` moves the origin away for both targets with latency.py's relay;
+    the method is reported, and a direct statement cannot be faster than the RTT."""
+    document = _run(tmp_path, capsys, "-M", "text", "-t", "20", "--origin-rtt", "5ms",
+                    "--latency-method", "relay")  # fmt: skip
+    path = document["meta"]["origin_path"]
+    assert path["method"] == "relay" and path["rtt_ms"] == 5.0
+    assert path["address"] != document["meta"]["origin"]
+    cells = {r["target"]: r for r in document["results"]}
+    assert cells["direct"]["p50_ms"] >= 5.0
+    assert cells["wirecache"]["failed"] == 0 and cells["wirecache"]["transactions"] == 20
+    assert "relay" in capsys.readouterr().out
+
+
+def test_list_names_every_scenario(capsys):
+    assert mysql_bench.main(["--list"]) == 0
+    listed = capsys.readouterr().out
+    for name in mysql_bench.SCENARIOS:
+        assert name in listed
+
+
 def test_bad_mode_is_rejected():
     with pytest.raises(SystemExit):
         mysql_bench.main(["-M", "simple"])
+
+
+def test_unknown_scenario_is_rejected():
+    with pytest.raises(SystemExit):
+        mysql_bench.main(["--scenario", "pgbench-tpcb"])
 
 
 def test_wirecache_bench_dialect_mysql_runs_this_harness(tmp_path, capsys):

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .args import csv as _csv
+from .args import rtt as _rtt
 from .latency import far_origin
 from .origin import Endpoint, local_postgres, parse_address
 from .report import finish
@@ -37,15 +38,6 @@ def _scenarios(text: str) -> list[str]:
     if text.strip() == "all":
         return list(SCENARIOS)
     return _csv(str, tuple(SCENARIOS))(text)
-
-
-def _rtt(text: str) -> float:
-    """Round-trip time in ms from ``20ms``, ``0.02s`` or a bare number of ms."""
-    match = re.fullmatch(r"\s*([\d.]+)\s*(ms|s)?\s*", text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r}")
-    value = float(match[1])
-    return value * 1000 if match[2] == "s" else value
 
 
 def _seconds(text: str) -> int:

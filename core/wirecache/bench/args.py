@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 
-__all__ = ["csv"]
+__all__ = ["csv", "rtt"]
 
 
 def csv(kind: type, choices: tuple[str, ...] | None = None):  # noqa: ANN202 - argparse type
@@ -21,3 +22,12 @@ def csv(kind: type, choices: tuple[str, ...] | None = None):  # noqa: ANN202 - a
         return values
 
     return parse
+
+
+def rtt(text: str) -> float:
+    """Round-trip time in ms from ``20ms``, ``0.02s`` or a bare number of ms."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*(ms|s)?\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r}")
+    value = float(match[1])
+    return value * 1000 if match[2] == "s" else value

@@ -194,6 +194,9 @@ def _relay_path(origin: Endpoint, rtt_ms: float, note: str) -> Iterator[FarOrigi
 def far_origin(origin: Endpoint, rtt_ms: float, method: str = "auto") -> Iterator[FarOrigin]:
     """Yield an address at which ``origin`` answers ``rtt_ms`` later than it does now.
 
+    ``origin`` only needs ``address`` and ``with_address`` (the MySQL bench passes
+    its own endpoint type; both methods relay bytes, whatever the protocol).
+
     ``auto`` tries netns/netem when running as root and falls back to the relay,
     saying why in the note, so the report always names the method really used.
     """

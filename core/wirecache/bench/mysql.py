@@ -1,5 +1,7 @@
-"""The MySQL/MariaDB bench: point reads of a hot set, text and binary protocol, direct
-vs wirecache in the same run.
+"""The MySQL/MariaDB bench: the PostgreSQL bench's scenarios (point reads of a hot
+set, uniform and Zipf, a heavy aggregate, read/write mixes) over the text and the
+binary protocol, direct vs wirecache in the same run, the origin optionally far
+away (``--origin-rtt``, through :mod:`.latency` like the PostgreSQL bench).
 
 There is no pgbench for MySQL: load comes from ``mysqlload.c`` next to this
 file, a small C client on libmariadb (threads, one connection each, the text
@@ -8,10 +10,12 @@ with the system's C compiler and ``mariadb_config`` (Debian: ``gcc`` and
 ``libmariadb-dev``). The origin is the user's server or a throwaway MariaDB
 started here (``mariadb-install-db`` into a temp dir, like the PostgreSQL one
 in :mod:`.origin`). Statements that reached the origin are counted from its
-``Com_select`` (text) or ``Com_stmt_execute`` (binary) status counters read
-with the ``mariadb`` command-line client, so the core needs no driver.
+``Com_select`` (text) or ``Com_stmt_execute`` minus ``Com_update`` (binary),
+writes from ``Com_update``, status counters read with the ``mariadb``
+command-line client, so the core needs no driver.
 
-Run as ``wirecache bench --dialect mysql [-M text,prepared] [-c 1,16] [-T 5]``.
+Run as ``wirecache bench --dialect mysql [--scenario point-hot,…] [-M text,prepared]
+[-c 1,16] [-T 5] [--origin-rtt 20ms]``.
 """
 
 from __future__ import annotations
@@ -27,16 +31,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from .args import csv as _csv
+from .args import rtt as _rtt
 from .cpu import cpu_seconds
-from .latency import stop
+from .latency import FarOrigin, far_origin, stop
 from .origin import free_port, parse_address, wait_for_port
 from .report import HEADERS, _clean, _rows, write_json
 from .runner import CHART_QUANTILES, DIRECT, WIRECACHE, Result, _ratios, percentile
@@ -44,10 +50,15 @@ from .runner import CHART_QUANTILES, DIRECT, WIRECACHE, Result, _ratios, percent
 MODES = ("text", "prepared")
 HOT_SET = 100
 ITEMS = 10_000
-SCENARIO = "mysql-point-hot"
-DESCRIPTION = f"Primary-key reads of a hot set of {HOT_SET} rows over the MySQL protocol."
+FACTS = 200_000
+GROUPS = 10  # distinct aggregate statements, so the aggregate cache warms after ten misses
+DESCRIPTION = "The bench's scenarios over the MySQL protocol, direct vs wirecache."
 SOURCE = Path(__file__).with_name("mysqlload.c")
-COUNTER = {"text": "Com_select", "prepared": "Com_stmt_execute"}
+COUNTERS = ("Com_select", "Com_stmt_execute", "Com_update")
+COUNTED = {
+    "text": "reads: Com_select; writes: Com_update (SHOW GLOBAL STATUS)",
+    "prepared": "reads: Com_stmt_execute - Com_update; writes: Com_update (SHOW GLOBAL STATUS)",
+}
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,97 @@ def setup_items(origin: MySQLEndpoint) -> None:
     )
 
 
+def setup_facts(origin: MySQLEndpoint) -> None:
+    """bench_facts: FACTS rows, no index on ``grp`` (1..GROUPS), so each aggregate is a
+    full scan; rebuilt only if its size is wrong."""
+    with contextlib.suppress(RuntimeError):
+        if mariadb_cli(origin, "SELECT COUNT(*) FROM bench_facts") == str(FACTS):
+            return
+    mariadb_cli(
+        origin,
+        f"""
+        SET SESSION max_recursive_iterations = {FACTS + 1};
+        DROP TABLE IF EXISTS bench_facts;
+        CREATE TABLE bench_facts (id BIGINT, grp INT, amount DECIMAL(12, 2), note VARCHAR(32));
+        INSERT INTO bench_facts
+            WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {FACTS})
+            SELECT i, 1 + i % {GROUPS}, (i * 7919 % 100000) / 100.0, MD5(i) FROM s;
+        ANALYZE TABLE bench_facts;
+        """,
+    )
+
+
+POINT_READ = "SELECT id, k, v FROM bench_items WHERE id = ?"
+HOT_WRITE = "UPDATE bench_items SET k = k + 1 WHERE id = ?"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A workload for mysqlload: a read statement with one integer parameter drawn
+    from 1..keys (uniformly, or Zipf with exponent ``zipf``), and optionally a
+    share of writes (same keys) that invalidate what the reads use."""
+
+    name: str
+    description: str
+    setup: Callable[[MySQLEndpoint], None]
+    keys: int
+    read_sql: str = POINT_READ
+    zipf: float = 0.0
+    write_pct: int = 0
+    write_sql: str = HOT_WRITE
+
+    @property
+    def label(self) -> str:
+        """The scenario as named in the table and the JSON (``mysql-…``)."""
+        return f"mysql-{self.name}"
+
+    def load_args(self) -> list[str]:
+        args = ["-r", self.read_sql]
+        if self.zipf:
+            args += ["-z", str(self.zipf)]
+        if self.write_pct:
+            args += ["-w", str(self.write_pct), "-u", self.write_sql]
+        return args
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "point-hot",
+            f"Primary-key reads of a hot set of {HOT_SET} rows, uniformly: the pure hit path.",
+            setup_items, HOT_SET,
+        ),
+        Scenario(
+            "point-zipf",
+            f"Primary-key reads over all {ITEMS} rows with a Zipf(1.1) skew: "
+            "a realistic mix of hits and cold misses.",
+            setup_items, ITEMS, zipf=1.1,
+        ),
+        Scenario(
+            "aggregate",
+            f"A full-scan aggregate over {FACTS} rows ({GROUPS} distinct groups), costing "
+            "the origin many ms: what a cache saves on heavy reads.",
+            setup_facts, GROUPS,
+            read_sql="SELECT grp, COUNT(*), SUM(amount), AVG(amount), MAX(note) "
+            "FROM bench_facts WHERE grp = ? GROUP BY grp",
+        ),
+        Scenario(
+            "rw-95-5",
+            f"95 % hot-set reads, 5 % autocommit UPDATEs of the same {HOT_SET} rows: every "
+            "write must invalidate what the reads use.",
+            setup_items, HOT_SET, write_pct=5,
+        ),
+        Scenario(
+            "rw-80-20",
+            f"80 % hot-set reads, 20 % autocommit UPDATEs of the same {HOT_SET} rows: "
+            "heavy invalidation.",
+            setup_items, HOT_SET, write_pct=20,
+        ),
+    )
+}  # fmt: skip
+
+
 def load_generator(workdir: Path | None = None) -> Path:
     """Compile mysqlload.c once per source version (cached under the temp dir)."""
     digest = hashlib.blake2b(SOURCE.read_bytes(), digest_size=8).hexdigest()
@@ -171,7 +273,7 @@ def load_generator(workdir: Path | None = None) -> Path:
     libs = subprocess.run([config, "--libs"], capture_output=True, text=True).stdout.split()
     partial = binary.with_suffix(f".{os.getpid()}.tmp")
     proc = subprocess.run([cc, "-O2", "-o", str(partial), str(SOURCE), *flags, *libs,
-                           "-lpthread"], capture_output=True, text=True)  # fmt: skip
+                           "-lpthread", "-lm"], capture_output=True, text=True)  # fmt: skip
     if proc.returncode != 0:
         raise RuntimeError(f"building the MySQL load generator failed: {proc.stderr[-2000:]}")
     partial.rename(binary)
@@ -180,21 +282,26 @@ def load_generator(workdir: Path | None = None) -> Path:
 
 @dataclass
 class LoadResult:
-    transactions: int
+    transactions: int  # statements, reads and writes
     failed: int
     tps: float
     latencies_us: list[int]
     errors: str = ""
+    writes: int = 0
+
+    @property
+    def reads(self) -> int:
+        return self.transactions - self.writes
 
 
 def run_load(
     binary: Path, target: MySQLEndpoint, mode: str, clients: int, duration: int,
-    transactions: int, workdir: Path,
+    transactions: int, workdir: Path, scenario: Scenario = SCENARIOS["point-hot"],
 ) -> LoadResult:  # fmt: skip
     lat_path = workdir / "latencies.txt"
-    cmd = [str(binary), target.host, str(target.port), target.user, target.password,
-           target.database, mode, str(clients), str(duration), str(transactions),
-           str(HOT_SET), str(lat_path)]  # fmt: skip
+    cmd = [str(binary), *scenario.load_args(), target.host, str(target.port), target.user,
+           target.password, target.database, mode, str(clients), str(duration),
+           str(transactions), str(scenario.keys), str(lat_path)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 600)
     if proc.returncode != 0 and "failed=" not in proc.stdout:  # failed statements are counted
         raise RuntimeError(f"mysqlload against {target.address} failed: "
@@ -203,13 +310,32 @@ def run_load(
     done, elapsed = int(fields["transactions"]), float(fields["elapsed"])
     latencies = sorted(int(line) for line in lat_path.read_text().split())
     return LoadResult(done, int(fields["failed"]), done / elapsed if elapsed else 0.0, latencies,
-                      proc.stderr.strip())  # fmt: skip
+                      proc.stderr.strip(), int(fields["writes"]))  # fmt: skip
 
 
-def origin_count(origin: MySQLEndpoint, mode: str) -> int:
-    """Statements of this protocol the origin ran so far (a global status counter)."""
-    out = mariadb_cli(origin, f"SHOW GLOBAL STATUS LIKE '{COUNTER[mode]}'", database=False)
-    return int(out.split()[-1])
+def origin_counts(origin: MySQLEndpoint) -> dict[str, int]:
+    """The origin's global statement counters (COUNTERS) so far."""
+    names = ", ".join(f"'{name}'" for name in COUNTERS)
+    out = mariadb_cli(origin, f"SHOW GLOBAL STATUS WHERE Variable_name IN ({names})",
+                      database=False)  # fmt: skip
+    counts = {name: int(value) for name, value in (line.split() for line in out.splitlines())}
+    return {name: counts.get(name, 0) for name in COUNTERS}
+
+
+def reached(mode: str, before: dict[str, int], after: dict[str, int]) -> tuple[int, int]:
+    """(reads, writes) that reached the origin between two snapshots.
+
+    Text: reads are ``Com_select``. Binary: ``Com_stmt_execute`` minus the writes
+    (MariaDB also counts a binary execution in ``Com_select``/``Com_update``, so
+    ``Com_update`` is the writes in both modes; a server that did not count binary
+    writes there would have them counted as reads at the origin, a lower hit ratio,
+    not a higher one).
+    """
+    delta = {name: after[name] - before[name] for name in COUNTERS}
+    writes = delta["Com_update"]
+    if mode == "text":
+        return delta["Com_select"], writes
+    return max(0, delta["Com_stmt_execute"] - writes), writes
 
 
 @dataclass
@@ -220,14 +346,16 @@ class Plan:
     transactions: int = 0
     warmup: int = 1
     serve_args: tuple[str, ...] = ()
+    scenarios: tuple[str, ...] = ("point-hot",)
 
 
 @contextlib.contextmanager
 def started_wirecache(
     origin: MySQLEndpoint, workdir: Path, serve_args: tuple[str, ...] = ()
 ) -> Iterator[tuple[MySQLEndpoint, int]]:
-    """``python -m wirecache serve --dialect mysql`` in front of ``origin``; yields
-    its endpoint and pid."""
+    """``python -m wirecache serve --dialect mysql`` in front of ``origin`` (the far
+    address when the origin is moved away), with a fresh cache directory; yields its
+    endpoint and pid."""
     port = free_port()
     cache_dir = Path(tempfile.mkdtemp(prefix="wirecache-mysql-cache-", dir=workdir))
     log_path = workdir / "wirecache-mysql.log"
@@ -246,85 +374,142 @@ def started_wirecache(
         stop(proc)
 
 
-def measure(plan: Plan, origin: MySQLEndpoint, console: Console | None = None) -> list[Result]:
-    """Run every mode × clients cell against direct and a started wirecache."""
+def measure(
+    plan: Plan, origin: MySQLEndpoint, console: Console | None = None,
+    far: FarOrigin | None = None,
+) -> list[Result]:  # fmt: skip
+    """Run every scenario × mode × clients cell against direct and a started wirecache.
+
+    Both targets reach the origin through ``far`` (the same, possibly delayed, path);
+    the counters are read on the origin itself. Each scenario gets a fresh wirecache,
+    since its setup writes to the origin directly.
+    """
     results: list[Result] = []
-    setup_items(origin)
+    path = far.endpoint if far is not None else origin
     with tempfile.TemporaryDirectory(prefix="wirecache-bench-mysql-") as tmp:
         workdir = Path(tmp)
         binary = load_generator()
-        with started_wirecache(origin, workdir, plan.serve_args) as (proxy, pid):
-            targets = [(DIRECT, origin, None), (WIRECACHE, proxy, pid)]
-            for mode in plan.modes:
-                for clients in plan.clients:
-                    cell = []
-                    for name, endpoint, target_pid in targets:
-                        if console is not None:
-                            console.print(f"{SCENARIO} {mode} c={clients} {name}…")
-                        if plan.warmup > 0:
-                            run_load(binary, endpoint, mode, clients, plan.warmup, 0, workdir)
-                        cpu_before = cpu_seconds(target_pid) if target_pid else None
-                        before = origin_count(origin, mode)
-                        load = run_load(binary, endpoint, mode, clients, plan.duration,
-                                        plan.transactions, workdir)  # fmt: skip
-                        reached = origin_count(origin, mode) - before
-                        if load.failed and console is not None:
-                            console.print(f"[yellow]{load.failed} statements failed:[/] "
-                                          f"{load.errors[:500]}")  # fmt: skip
-                        cpu_after = cpu_seconds(target_pid) if target_pid else None
-                        cpu = None
-                        if cpu_before is not None and cpu_after is not None:
-                            cpu = cpu_after - cpu_before
-                        cell.append(_result(mode, clients, name, load, reached, cpu))
-                    _ratios(cell)
-                    results += cell
+        for name in plan.scenarios:
+            scenario = SCENARIOS[name]
+            scenario.setup(origin)
+            with started_wirecache(path, workdir, plan.serve_args) as (proxy, pid):
+                targets = [(DIRECT, path, None), (WIRECACHE, proxy, pid)]
+                for mode in plan.modes:
+                    for clients in plan.clients:
+                        cell = [
+                            _measure(plan, scenario, mode, clients, target, origin, binary,
+                                     workdir, console)
+                            for target in targets
+                        ]  # fmt: skip
+                        _ratios(cell)
+                        results += cell
     return results
 
 
-def _result(mode: str, clients: int, target: str, load: LoadResult, reached: int,
-            cpu: float | None) -> Result:  # fmt: skip
+def _measure(
+    plan: Plan, scenario: Scenario, mode: str, clients: int,
+    target: tuple[str, MySQLEndpoint, int | None], origin: MySQLEndpoint, binary: Path,
+    workdir: Path, console: Console | None,
+) -> Result:  # fmt: skip
+    name, endpoint, pid = target
+    if console is not None:
+        console.print(f"{scenario.label} {mode} c={clients} {name}…")
+    if plan.warmup > 0:
+        run_load(binary, endpoint, mode, clients, plan.warmup, 0, workdir, scenario)
+    cpu_before = cpu_seconds(pid) if pid else None
+    before = origin_counts(origin)
+    load = run_load(binary, endpoint, mode, clients, plan.duration, plan.transactions, workdir,
+                    scenario)  # fmt: skip
+    reads, writes = reached(mode, before, origin_counts(origin))
+    cpu_after = cpu_seconds(pid) if pid else None
+    if load.failed and console is not None:
+        console.print(f"[yellow]{load.failed} statements failed:[/] {load.errors[:500]}")
+    cpu = None
+    if cpu_before is not None and cpu_after is not None:
+        cpu = cpu_after - cpu_before
+    return _result(scenario, mode, clients, name, load, reads, writes, cpu)
+
+
+def _result(scenario: Scenario, mode: str, clients: int, target: str, load: LoadResult,
+            reads: int, writes: int, cpu: float | None) -> Result:  # fmt: skip
+    """One cell. tps and latency are over every statement (reads and writes, like
+    pgbench's per-transaction figures); the hit ratio is over the reads."""
     lat = load.latencies_us
     hit_ratio = None
-    if target != DIRECT and load.transactions:
-        hit_ratio = min(1.0, max(0.0, 1 - reached / load.transactions))
+    if target != DIRECT and load.reads:
+        hit_ratio = min(1.0, max(0.0, 1 - reads / load.reads))
     return Result(
-        scenario=SCENARIO, mode=mode, clients=clients, target=target,
+        scenario=scenario.label, mode=mode, clients=clients, target=target,
         transactions=load.transactions, failed=load.failed, tps=load.tps,
         mean_ms=sum(lat) / len(lat) / 1000 if lat else math.nan,
         p50_ms=percentile(lat, 0.50), p95_ms=percentile(lat, 0.95),
         p99_ms=percentile(lat, 0.99), max_ms=percentile(lat, 1.0),
-        counted=f"{COUNTER[mode]} (SHOW GLOBAL STATUS)", sent=load.transactions,
-        reached_origin=reached, hit_ratio=hit_ratio, proxy_cpu_s=cpu,
+        counted=COUNTED[mode], sent=load.reads,
+        reached_origin=reads, hit_ratio=hit_ratio, proxy_cpu_s=cpu,
         cpu_us_per_txn=cpu / load.transactions * 1e6 if cpu is not None and load.transactions
         else None,
         quantiles_ms=[percentile(lat, q) for q in CHART_QUANTILES],
+        writes_sent=load.writes, writes_reached_origin=writes,
     )  # fmt: skip
 
 
-def print_results(console: Console, results: list[Result]) -> None:
-    """The same columns as the PostgreSQL bench's table, one section per cell."""
+def print_results(console: Console, results: list[Result], far: FarOrigin | None = None) -> None:
+    """The same columns as the PostgreSQL bench's table: one table per scenario, one
+    section per cell."""
     _clean(results)
-    table = Table(title=f"[bold]{SCENARIO}[/] — {DESCRIPTION}", title_justify="left")
-    for header in HEADERS:
-        table.add_column(header, justify="left" if header in ("mode", "target") else "right")
-    previous = None
-    for result in results:
-        key = (result.mode, result.clients)
-        if previous is not None and key != previous:
-            table.add_section()
-        previous = key
-        table.add_row(*_rows(result), style="dim" if result.failed else None)
-    console.print(table)
+    by_label = {scenario.label: scenario for scenario in SCENARIOS.values()}
+    for label, group in groupby(results, key=lambda r: r.scenario):
+        table = Table(title=f"[bold]{label}[/] — {by_label[label].description}",
+                      title_justify="left")  # fmt: skip
+        for header in HEADERS:
+            table.add_column(header, justify="left" if header in ("mode", "target") else "right")
+        previous = None
+        for result in group:
+            key = (result.mode, result.clients)
+            if previous is not None and key != previous:
+                table.add_section()
+            previous = key
+            table.add_row(*_rows(result), style="dim" if result.failed else None)
+        console.print(table)
+        writes = [r for r in results if r.scenario == label and r.writes_sent]
+        if writes:
+            console.print("writes at the origin/sent: " + ", ".join(
+                f"{r.mode} c={r.clients} {r.target} {r.writes_reached_origin:,}/"
+                f"{r.writes_sent:,}" for r in writes))  # fmt: skip
+    path = "Origin on loopback"
+    if far is not None and far.method != "none":
+        path = f"Origin RTT +{far.rtt_ms:g} ms via {far.method} ({far.note})"
     console.print(
-        "Origin on loopback. Latency per statement (mysqlload, C on libmariadb); origin/sent "
-        "counts Com_select (text) or Com_stmt_execute (prepared) during the measured run; "
-        "CPU = the wirecache process."
+        f"{path}. Latency per statement (mysqlload, C on libmariadb); origin/sent counts "
+        "reads: Com_select (text) or Com_stmt_execute - Com_update (prepared) during the "
+        "measured run; tps and latency include the writes; CPU = the wirecache process."
     )
+
+
+def list_scenarios(console: Console) -> None:
+    table = Table("scenario", "description", title="wirecache bench --dialect mysql scenarios")
+    for scenario in SCENARIOS.values():
+        table.add_row(scenario.name, scenario.description)
+    console.print(table)
+
+
+def _scenarios(text: str) -> list[str]:
+    if text.strip() == "all":
+        return list(SCENARIOS)
+    return _csv(str, tuple(SCENARIOS))(text)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wirecache bench --dialect mysql",
                                      description=DESCRIPTION)  # fmt: skip
+    parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    parser.add_argument(
+        "--scenario",
+        type=_scenarios,
+        default=["point-hot"],
+        metavar="NAME[,NAME…]",
+        help="scenarios to run, or 'all' (default point-hot; see --list)",
+    )
     parser.add_argument("--mode", "-M", type=_csv(str, MODES), default=list(MODES))
     parser.add_argument("--clients", "-c", type=_csv(int), default=[1])
     parser.add_argument("--duration", "-T", type=int, default=5)
@@ -337,13 +522,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", default="bench")
     parser.add_argument("--password", default=os.environ.get("MYSQL_PWD", "bench"))
     parser.add_argument("--database", default="bench")
+    parser.add_argument(
+        "--origin-rtt",
+        type=_rtt,
+        default=0.0,
+        metavar="RTT",
+        help="put the origin this far away, e.g. 20ms",
+    )
+    parser.add_argument(
+        "--latency-method",
+        choices=("auto", "netns", "relay"),
+        default="auto",
+        help="how --origin-rtt is done (default auto: netns + netem when root "
+        "and available, else the trio relay)",
+    )
     parser.add_argument("--serve-arg", action="append", default=[])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     out = Console() if sys.stdout.isatty() else Console(width=170)
     err = Console(stderr=True)
+    if args.list:
+        list_scenarios(out)
+        return 0
     plan = Plan(args.mode, args.clients, 0 if args.transactions else args.duration,
-                args.transactions, args.warmup, tuple(args.serve_arg))  # fmt: skip
+                args.transactions, args.warmup, tuple(args.serve_arg),
+                tuple(args.scenario))  # fmt: skip
     try:
         with contextlib.ExitStack() as stack:
             if args.origin:
@@ -352,20 +555,29 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 err.print("starting a throwaway MariaDB…")
                 origin = stack.enter_context(local_mariadb())
-            results = measure(plan, origin, err)
+            far = stack.enter_context(far_origin(origin, args.origin_rtt, args.latency_method))
+            if far.method != "none":
+                err.print(f"origin {origin.address} reached at {far.endpoint.address}: "
+                          f"+{far.rtt_ms:g} ms RTT via {far.method} ({far.note})")  # fmt: skip
+            results = measure(plan, origin, err, far)
             version = mariadb_cli(origin, "SELECT VERSION()", database=False)
         meta = {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "command": shlex.join(["python", "-m", "wirecache.bench.mysql",
                                    *(argv or sys.argv[1:])]),
+            "dialect": "mysql",
             "cpus": os.cpu_count(), "origin": origin.address, "origin_version": version,
             "origin_started_by_harness": not args.origin, "load": "mysqlload (C, libmariadb)",
-            "counted": "Com_select / Com_stmt_execute",
-            "plan": {"scenarios": [SCENARIO], "modes": plan.modes, "clients": plan.clients,
-                     "duration_s": plan.duration, "transactions_per_client": plan.transactions,
+            "origin_path": {"method": far.method, "rtt_ms": far.rtt_ms,
+                            "address": far.endpoint.address, "note": far.note},
+            "counted": "reads: Com_select (text), Com_stmt_execute - Com_update (prepared); "
+                       "writes: Com_update",
+            "plan": {"scenarios": list(plan.scenarios), "modes": plan.modes,
+                     "clients": plan.clients, "duration_s": plan.duration,
+                     "transactions_per_client": plan.transactions,
                      "warmup_s": plan.warmup, "targets": [DIRECT, WIRECACHE]},
         }  # fmt: skip
-        print_results(out, results)
+        print_results(out, results, far)
         if args.json:
             write_json(args.json, results, meta)
             out.print(f"JSON written to {args.json}")

@@ -84,8 +84,12 @@ async def serve(
                     else:
                         nursery.start_soon(_pump, client, upstream)
                         nursery.start_soon(_pump, upstream, client)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                pass  # one side went away; closing both is all that is left to do
+            except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                # One side went away; closing both is all that is left to do. The errors
+                # come grouped from the nursery: a server that speaks first (MySQL) answers
+                # even a bare connect-and-close such as the readiness probe, and a plain
+                # except would let the group through and end the whole relay.
+                pass
 
     listeners = await trio.open_tcp_listeners(listen_port, host=listen_host, backlog=256)
     task_status.started(listeners[0].socket.getsockname()[1])

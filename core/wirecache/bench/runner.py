@@ -81,6 +81,10 @@ class Result:
     cpu_us_per_txn: float | None
     quantiles_ms: list[float]
     ratio_vs_direct: float | None = None
+    # Writes sent by the client and counted at the origin (the MySQL bench; pgbench's
+    # scripts do not report them separately, so None there).
+    writes_sent: int | None = None
+    writes_reached_origin: int | None = None
 
 
 @dataclass
