@@ -46,7 +46,7 @@ def test_direct_and_wirecache_text_and_prepared(tmp_path, capsys):
             assert r["hit_ratio"] is None
         else:
             # a hot row misses at most once per client (concurrent misses of one row)
-            assert r["reached_origin"] <= mysql_bench.HOT_SET * r["clients"], r
+            assert r["reached_origin"] <= (mysql_bench.HOT_SET + 1) * r["clients"], r  # +catalog
             assert r["ratio_vs_direct"] > 0 and r["proxy_cpu_s"] is not None
     table = capsys.readouterr().out
     assert "mysql-point-hot" in table and "wirecache" in table
@@ -95,11 +95,13 @@ def test_every_other_scenario_gives_complete_counted_results(tmp_path, capsys):
         if target == "direct":
             assert r["reached_origin"] >= r["sent"] and r["hit_ratio"] is None, r
         else:
-            assert 0 <= r["reached_origin"] <= r["sent"], r
+            # wirecache reads the origin's catalog (information_schema) when a
+            # session starts, at most once per client: Com_select counts it too.
+            assert 0 <= r["reached_origin"] <= r["sent"] + r["clients"], r
             assert 0.0 <= r["hit_ratio"] <= 1.0 and r["proxy_cpu_s"] is not None, r
         if scenario == "mysql-aggregate" and target == "wirecache":
             # ten distinct statements: each misses at most once per client
-            assert r["reached_origin"] <= mysql_bench.GROUPS * r["clients"], r
+            assert r["reached_origin"] <= (mysql_bench.GROUPS + 1) * r["clients"], r  # +catalog
     # the same seeded key sequence for both targets: the same writes
     for s in NEW_SCENARIOS:
         for m in ("text", "prepared"):
