@@ -23,8 +23,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .args import add_origin_path_arguments
 from .args import csv as _csv
-from .args import rtt as _rtt
 from .latency import far_origin
 from .origin import Endpoint, local_postgres, parse_address
 from .report import finish
@@ -155,20 +155,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="data size: pgbench -s and multiples of the bench tables",
     )
-    parser.add_argument(
-        "--origin-rtt",
-        type=_rtt,
-        default=0.0,
-        metavar="RTT",
-        help="put the origin this far away, e.g. 20ms",
-    )
-    parser.add_argument(
-        "--latency-method",
-        choices=("auto", "netns", "relay"),
-        default="auto",
-        help="how --origin-rtt is done (default auto: netns "
-        "+ netem when root and available, else the trio relay)",
-    )
+    add_origin_path_arguments(parser)
     parser.add_argument("--json", type=Path, metavar="FILE", help="write results as JSON")
     parser.add_argument(
         "--html",

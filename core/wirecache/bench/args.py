@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
-__all__ = ["csv", "rtt"]
+__all__ = ["add_origin_path_arguments", "csv", "rtt"]
 
 
 def csv(kind: type, choices: tuple[str, ...] | None = None):  # noqa: ANN202 - argparse type
@@ -31,3 +31,21 @@ def rtt(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r}")
     value = float(match[1])
     return value * 1000 if match[2] == "s" else value
+
+
+def add_origin_path_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--origin-rtt`` and ``--latency-method``, the same for every dialect's harness."""
+    parser.add_argument(
+        "--origin-rtt",
+        type=rtt,
+        default=0.0,
+        metavar="RTT",
+        help="put the origin this far away, e.g. 20ms",
+    )
+    parser.add_argument(
+        "--latency-method",
+        choices=("auto", "netns", "relay"),
+        default="auto",
+        help="how --origin-rtt is done (default auto: netns + netem when root "
+        "and available, else the trio relay)",
+    )

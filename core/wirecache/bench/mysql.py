@@ -39,8 +39,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .args import add_origin_path_arguments
 from .args import csv as _csv
-from .args import rtt as _rtt
 from .cpu import cpu_seconds
 from .latency import FarOrigin, far_origin, stop
 from .origin import free_port, parse_address, wait_for_port
@@ -522,20 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", default="bench")
     parser.add_argument("--password", default=os.environ.get("MYSQL_PWD", "bench"))
     parser.add_argument("--database", default="bench")
-    parser.add_argument(
-        "--origin-rtt",
-        type=_rtt,
-        default=0.0,
-        metavar="RTT",
-        help="put the origin this far away, e.g. 20ms",
-    )
-    parser.add_argument(
-        "--latency-method",
-        choices=("auto", "netns", "relay"),
-        default="auto",
-        help="how --origin-rtt is done (default auto: netns + netem when root "
-        "and available, else the trio relay)",
-    )
+    add_origin_path_arguments(parser)
     parser.add_argument("--serve-arg", action="append", default=[])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
