@@ -20,8 +20,10 @@ from wirecache.connection import Connection
 from wirecache.dialect import Dialect
 from wirecache.errors import OriginUnavailable
 from wirecache.hookspecs import hookimpl
+from wirecache.hotloop import Handler
 from wirecache.routing import CacheChoice, UnknownCache, choose_cache
 from wirecache.session import SessionKey, TransactionWrites
+from wirecache.sockets import DirectStream
 
 __all__ = [
     "CATALOG",
@@ -34,7 +36,9 @@ __all__ = [
     "Connection",
     "Dependencies",
     "Dialect",
+    "DirectStream",
     "Fill",
+    "Handler",
     "OriginUnavailable",
     "SessionKey",
     "StatementKind",

@@ -474,8 +474,10 @@ def _called(tokens: list) -> list[str]:
                     break
             j += 1
         after = tokens[j + 1 : j + 3]
-        if len(after) == 2 and after[0].token_type == TokenType.ALIAS and (
-            after[1].token_type == TokenType.L_PAREN
+        if (
+            len(after) == 2
+            and after[0].token_type == TokenType.ALIAS
+            and (after[1].token_type == TokenType.L_PAREN)
         ):
             continue
         names.append(tokens[i].text.lower())

@@ -10,10 +10,12 @@ import structlog
 import trio
 
 from wirecache.errors import OriginUnavailable
+from wirecache.sockets import DirectStream, direct
 from wirecache.streams import PrefixedStream
 
 if TYPE_CHECKING:
     from wirecache.cache.cache import Cache
+    from wirecache.hotloop import Handler
     from wirecache.server import Listener, Server
 
 _ids = itertools.count(1)
@@ -82,7 +84,7 @@ class Connection:
 
     # -- origin -----------------------------------------------------------
 
-    async def open_origin(self, cache: Cache) -> trio.SocketStream:
+    async def open_origin(self, cache: Cache) -> DirectStream:
         """Open a TCP connection to the origin of ``cache`` (TLS is the dialect's to start)."""
         origin = cache.origin
         try:
@@ -93,7 +95,21 @@ class Connection:
         except OSError as e:
             raise OriginUnavailable(cache.id, str(origin), _connect_failure(e)) from e
         stream.setsockopt(6, 1, 1)  # TCP_NODELAY: small requests must not wait
-        return stream
+        return direct(stream)
+
+    # -- the hot loop -----------------------------------------------------
+
+    def direct(self, *streams: trio.abc.Stream) -> bool:
+        """Whether ``streams`` are plain TCP that :meth:`serve_ready` can serve."""
+        return all(isinstance(s, DirectStream) for s in streams)
+
+    async def serve_ready(self, stream: DirectStream, handler: Handler) -> None:
+        """Call ``handler()`` each time ``stream`` has bytes, without a trip through
+        trio's scheduler, until it returns False (then this returns) or raises
+        (then this raises it). See :mod:`wirecache.hotloop` for why and what a
+        handler may do: it must not block, and whatever it cannot finish at
+        once it leaves for the awaiting task by returning False."""
+        await self.server.hotloop.serve(stream, handler)
 
     # -- cancel keys ------------------------------------------------------
 

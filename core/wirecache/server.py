@@ -19,7 +19,9 @@ from wirecache.cache.cache import Cache
 from wirecache.config import Address, CacheConfig, ServerConfig
 from wirecache.connection import Connection
 from wirecache.dialect import Dialect
+from wirecache.hotloop import HotLoop
 from wirecache.plugins import Plugins
+from wirecache.sockets import direct
 
 log = structlog.get_logger("wirecache.server")
 
@@ -58,6 +60,7 @@ class Server:
         self._listen_scope = trio.CancelScope()
         self._sessions_scope = trio.CancelScope()
         self._active = 0
+        self.hotloop = HotLoop()
         for address, group in config.caches_by_listener().items():
             caches = [self._make_cache(c) for c in group]
             self.listeners.append(
@@ -101,13 +104,18 @@ class Server:
     ) -> None:
         """Listen and serve until :meth:`shutdown`; reports the bound addresses when ready."""
         try:
-            with self._sessions_scope:
-                async with trio.open_nursery() as sessions:
-                    with self._listen_scope:
-                        async with trio.open_nursery() as listening:
-                            for listener in self.listeners:
-                                await listening.start(self._listen, listener, sessions)
-                            task_status.started([a for lst in self.listeners for a in lst.bound])
+            async with trio.open_nursery() as hot:
+                hot.start_soon(self.hotloop.run)
+                with self._sessions_scope:
+                    async with trio.open_nursery() as sessions:
+                        with self._listen_scope:
+                            async with trio.open_nursery() as listening:
+                                for listener in self.listeners:
+                                    await listening.start(self._listen, listener, sessions)
+                                task_status.started(
+                                    [a for lst in self.listeners for a in lst.bound]
+                                )
+                hot.cancel_scope.cancel()
         finally:
             for cache in self.caches.values():
                 cache.close()
@@ -143,7 +151,7 @@ class Server:
     ) -> None:
         while True:
             stream = await sock.accept()
-            sessions.start_soon(self._session, stream, listener)
+            sessions.start_soon(self._session, direct(stream), listener)
 
     async def _session(self, stream: trio.SocketStream, listener: Listener) -> None:
         stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

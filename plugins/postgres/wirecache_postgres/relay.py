@@ -89,6 +89,10 @@ _UNKNOWN = Classification(
 )  # fmt: skip
 
 
+#: What planning or relaying what was read left to do (see _plan_buffered).
+_DONE, _AWAIT, _END = object(), object(), object()
+
+
 class _Wait(Exception):
     """A client message cannot be planned before ``unit`` is answered."""
 
@@ -259,8 +263,19 @@ class Relay:
         self.client_lock = trio.Lock()
         #: Set when the last unit in flight is answered (for draining).
         self._units_done = trio.Event()
+        #: Bytes owed to each side, in order. Both pumps add to ``_to_client``.
         self._to_origin: list[bytes] = []
         self._to_client: list[bytes] = []
+        #: Client messages read and not planned yet: [data, offsets, next index].
+        self._batch: list | None = None
+        #: What the client pump must do asynchronously before planning on.
+        self._large: tuple[int, int, bytes] | None = None
+        self._waiting: Unit | None = None
+        self._origin_large: tuple[int, int, bytes] | None = None
+        self._client_eof = False
+        self._origin_eof = False
+        #: Whether both legs are plain TCP, served by the core's hot loop.
+        self.direct = conn.direct(client, origin)
         self.log = conn.log.bind(cache=cache.id)
 
     async def run(self) -> None:
@@ -277,18 +292,47 @@ class Relay:
             nursery.cancel_scope.cancel()
 
     async def _send_client(self, data: bytes) -> None:
-        # Both pumps write to the client. The lock is taken without a
-        # checkpoint when free (the common case), which saves a trip through
-        # trio's scheduler on every response.
+        self._to_client.append(data)
+        await self._drain_client()
+
+    async def _drain_client(self) -> None:
+        """Send what is owed to the client. Both pumps write to it, so under a lock,
+        taken without a checkpoint when free (the common case)."""
         lock = self.client_lock
         try:
             lock.acquire_nowait()
         except trio.WouldBlock:
             await lock.acquire()
         try:
-            await self.client.send_all(data)
+            while self._to_client:
+                out = self._to_client
+                self._to_client = []
+                await self.client.send_all(out[0] if len(out) == 1 else b"".join(out))
         finally:
             lock.release()
+
+    def _client_nowait(self) -> bool:
+        """Send what is owed to the client if the socket takes it at once."""
+        out = self._to_client
+        if not out:
+            return True
+        if self.client_lock.locked():
+            return False  # a pump is sending: it sends this too
+        data = out[0] if len(out) == 1 else b"".join(out)
+        sent = self.client.send_nowait(data)
+        self._to_client = [data[sent:]] if sent < len(data) else []
+        return sent == len(data)
+
+    def _flush_nowait(self) -> bool:
+        """:meth:`_flush` for a hot-loop handler: False if something is left to send."""
+        done = self._client_nowait()
+        out = self._to_origin
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            sent = self.origin.send_nowait(data)
+            self._to_origin = [data[sent:]] if sent < len(data) else []
+            done = done and sent == len(data)
+        return done
 
     # -- client -> origin: planning -----------------------------------------
 
@@ -320,61 +364,103 @@ class Relay:
         """Send what was planned: first wirecache's own answers (they precede
         everything queued), then the origin's share."""
         if self._to_client:
-            out = self._to_client
-            self._to_client = []
-            await self._send_client(out[0] if len(out) == 1 else b"".join(out))
+            await self._drain_client()
         if self._to_origin:
             out = self._to_origin
             self._to_origin = []
             await self.origin.send_all(out[0] if len(out) == 1 else b"".join(out))
 
     async def _client_pump(self) -> None:
-        reader = self.client_reader
-        plan = self._plan
+        """Plan the client's messages as they come; wait for the origin only where a
+        message cannot be planned before an earlier answer (rare)."""
         while True:
-            while True:
-                batch = reader.next_batch()
-                if batch is None:
-                    header = reader.next_header(STREAM_THRESHOLD)
-                    if header is None:
-                        break
-                    self._large_message(header[0])
-                    await self._flush()
-                    await self._stream(reader, header[2], self.client, self.origin, None)
-                    continue
-                data, offsets = batch
-                go_on = True
-                ends = offsets[1:]
-                ends.append(len(data))
-                for off, end in zip(offsets, ends, strict=True):
-                    try:
-                        go_on = plan(data[off], data[off + 5 : end], data[off:end])
-                    except _Wait as wait:
-                        # Needs the answer to an earlier message first (rare):
-                        # a Flush makes the origin send it before any Sync.
-                        self._forward(m.FLUSH, None)
-                        await self._flush()
-                        assert wait.unit.done is not None
-                        await wait.unit.done.wait()
-                        go_on = plan(data[off], data[off + 5 : end], data[off:end])
-                    if not go_on:
-                        break
-                if not go_on:
+            todo = self._plan_buffered()
+            while todo is not _DONE:
+                if todo is _END:
                     await self._flush()
                     return
+                await self._plan_async()
+                todo = self._plan_buffered()
             await self._flush()
-            data = b""
             with self.conn.idle() as scope:
-                data = await self.client.receive_some(READ_SIZE)
+                if self.direct:
+                    await self.conn.serve_ready(self.client, self._client_ready)
+                else:
+                    data = await self.client.receive_some(READ_SIZE)
+                    if data:
+                        self.client_reader.feed(data)
+                    else:
+                        self._client_eof = True
             if scope.cancelled_caught:
                 # The server drains: let what is in flight finish, then end.
                 while self.units:
                     self._units_done = trio.Event()
                     await self._units_done.wait()
+                await self._flush()
                 return
-            if not data:
+            if self._client_eof:
                 return
-            reader.feed(data)
+
+    def _client_ready(self) -> bool:
+        """The hot loop's handler for the client socket (see Connection.serve_ready):
+        plan and send at once, or leave the rest to the client pump."""
+        data = self.client.receive_nowait(READ_SIZE)
+        if data is None:
+            return True
+        if not data:
+            self._client_eof = True
+            return False
+        self.client_reader.feed(data)
+        return self._plan_buffered() is _DONE and self._flush_nowait()
+
+    def _plan_buffered(self) -> object:
+        """Plan the client messages read so far: _DONE, or _END (the session ends),
+        or _AWAIT (a large message or a :class:`_Wait` for :meth:`_plan_async`)."""
+        if self._large is not None or self._waiting is not None:
+            return _AWAIT
+        reader = self.client_reader
+        plan = self._plan
+        while True:
+            if self._batch is None:
+                batch = reader.next_batch()
+                if batch is None:
+                    header = reader.next_header(STREAM_THRESHOLD)
+                    if header is None:
+                        return _DONE
+                    self._large = header
+                    return _AWAIT
+                self._batch = [batch[0], batch[1], 0]
+            data, offsets, i = self._batch
+            count = len(offsets)
+            while i < count:
+                off = offsets[i]
+                end = offsets[i + 1] if i + 1 < count else len(data)
+                try:
+                    go_on = plan(data[off], data[off + 5 : end], data[off:end])
+                except _Wait as wait:
+                    self._batch[2] = i  # planned again once the answer is in
+                    self._waiting = wait.unit
+                    return _AWAIT
+                i += 1
+                if not go_on:
+                    self._batch = None
+                    return _END
+            self._batch = None
+
+    async def _plan_async(self) -> None:
+        if self._large is not None:
+            header, self._large = self._large, None
+            self._large_message(header[0])
+            await self._flush()
+            await self._stream(self.client_reader, header[2], self.client, self.origin, None)
+        elif self._waiting is not None:
+            # Needs the answer to an earlier message first: a Flush makes the
+            # origin send it before any Sync.
+            unit, self._waiting = self._waiting, None
+            self._forward(m.FLUSH, None)
+            await self._flush()
+            assert unit.done is not None
+            await unit.done.wait()
 
     def _large_message(self, kind: int) -> None:
         """A message too large to hold is streamed through, unseen."""
@@ -733,31 +819,63 @@ class Relay:
             scope.cancel()
 
     async def _origin_pump(self) -> None:
+        while True:
+            if self._relay_buffered() is _AWAIT:
+                header, self._origin_large = self._origin_large, None
+                assert header is not None
+                head = self._origin_head()
+                fill = head.fill if head is not None and head.fill_ok else None
+                hold = head.held if head is not None else None
+                await self._stream(self.origin_reader, header[2], self.origin, self.client,
+                                   fill, hold)  # fmt: skip
+                continue
+            if self._to_client:
+                await self._drain_client()
+            if self.direct:
+                await self.conn.serve_ready(self.origin, self._origin_ready)
+            else:
+                data = await self.origin.receive_some(READ_SIZE)
+                if data:
+                    self.origin_reader.feed(data)
+                else:
+                    self._origin_eof = True
+            if self._origin_eof:
+                raise PeerClosed()
+
+    def _origin_ready(self) -> bool:
+        """The hot loop's handler for the origin socket: relay at once, or leave the
+        rest (a large message, a client that does not take it all) to the pump."""
+        data = self.origin.receive_nowait(READ_SIZE)
+        if data is None:
+            return True
+        if not data:
+            self._origin_eof = True
+            return False
+        self.origin_reader.feed(data)
+        return self._relay_buffered() is _DONE and self._client_nowait()
+
+    def _relay_buffered(self) -> object:
+        """Relay the origin messages read so far: _DONE, or _AWAIT when a large one
+        must be streamed (its header is in ``_origin_large``)."""
+        if self._origin_large is not None:
+            return _AWAIT
         reader = self.origin_reader
         while True:
-            data = await self.origin.receive_some(READ_SIZE)
-            if not data:
-                raise PeerClosed()
-            reader.feed(data)
-            while True:
-                header = reader.next_header(STREAM_THRESHOLD)
-                if header is not None:
-                    head = self._origin_head()
-                    fill = head.fill if head is not None and head.fill_ok else None
-                    hold = head.held if head is not None else None
-                    await self._stream(reader, header[2], self.origin, self.client, fill, hold)
-                    continue
-                batch = reader.next_batch()
-                if batch is None:
-                    break
-                await self._relay_batch(*batch)
+            header = reader.next_header(STREAM_THRESHOLD)
+            if header is not None:
+                self._origin_large = header
+                return _AWAIT
+            batch = reader.next_batch()
+            if batch is None:
+                return _DONE
+            self._relay_batch(*batch)
 
     def _origin_head(self) -> Unit | None:
         units = self.units
         return units[0] if units and units[0].local is None else None
 
-    async def _relay_batch(self, data: bytes, offsets: list[int]) -> None:
-        out: list[bytes] = []
+    def _relay_batch(self, data: bytes, offsets: list[int]) -> None:
+        out = self._to_client
         units = self.units
         out_start = 0  # start of bytes not yet copied to ``out``
         unit_start = 0  # where the head unit's bytes begin in this batch
@@ -836,8 +954,6 @@ class Relay:
         head = self._origin_head()
         if head is not None and head.fill is not None and head.fill_ok and unit_start < len(data):
             head.fill.add(data[unit_start:])
-        if out:
-            await self._send_client(out[0] if len(out) == 1 else b"".join(out))
         if not units:
             self._units_done.set()
 
