@@ -21,6 +21,7 @@ from wirecache.dialect import Dialect
 from wirecache.errors import OriginUnavailable
 from wirecache.hookspecs import hookimpl
 from wirecache.hotloop import Handler
+from wirecache.outbox import Outbox
 from wirecache.routing import CacheChoice, UnknownCache, choose_cache
 from wirecache.session import SessionKey, TransactionWrites
 from wirecache.sockets import DirectStream
@@ -40,6 +41,7 @@ __all__ = [
     "Fill",
     "Handler",
     "OriginUnavailable",
+    "Outbox",
     "SessionKey",
     "StatementKind",
     "TransactionWrites",

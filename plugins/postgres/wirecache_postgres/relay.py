@@ -31,6 +31,7 @@ from wirecache.api import (
     Connection,
     Dependencies,
     Fill,
+    Outbox,
     StatementKind,
     TxEffect,
     derive_key,
@@ -260,12 +261,11 @@ class Relay:
         #: Whether the current group has messages before the next one.
         self.group_open = False
         self.views = Views()
-        self.client_lock = trio.Lock()
         #: Set when the last unit in flight is answered (for draining).
         self._units_done = trio.Event()
         #: Bytes owed to each side, in order. Both pumps add to ``_to_client``.
-        self._to_origin: list[bytes] = []
-        self._to_client: list[bytes] = []
+        self._to_origin = Outbox(origin)
+        self._to_client = Outbox(client)
         #: Client messages read and not planned yet: [data, offsets, next index].
         self._batch: list | None = None
         #: What the client pump must do asynchronously before planning on.
@@ -287,52 +287,14 @@ class Relay:
             except PeerClosed:
                 pass
             except ProtocolError as e:
-                await self._send_client(m.error_response("FATAL", e.sqlstate, e.message))
+                await self._to_client.send(m.error_response("FATAL", e.sqlstate, e.message))
                 self.log.info("conn.protocol_error", side="client", error=e.message)
             nursery.cancel_scope.cancel()
 
-    async def _send_client(self, data: bytes) -> None:
-        self._to_client.append(data)
-        await self._drain_client()
-
-    async def _drain_client(self) -> None:
-        """Send what is owed to the client. Both pumps write to it, so under a lock,
-        taken without a checkpoint when free (the common case)."""
-        lock = self.client_lock
-        try:
-            lock.acquire_nowait()
-        except trio.WouldBlock:
-            await lock.acquire()
-        try:
-            while self._to_client:
-                out = self._to_client
-                self._to_client = []
-                await self.client.send_all(out[0] if len(out) == 1 else b"".join(out))
-        finally:
-            lock.release()
-
-    def _client_nowait(self) -> bool:
-        """Send what is owed to the client if the socket takes it at once."""
-        out = self._to_client
-        if not out:
-            return True
-        if self.client_lock.locked():
-            return False  # a pump is sending: it sends this too
-        data = out[0] if len(out) == 1 else b"".join(out)
-        sent = self.client.send_nowait(data)
-        self._to_client = [data[sent:]] if sent < len(data) else []
-        return sent == len(data)
-
     def _flush_nowait(self) -> bool:
         """:meth:`_flush` for a hot-loop handler: False if something is left to send."""
-        done = self._client_nowait()
-        out = self._to_origin
-        if out:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            sent = self.origin.send_nowait(data)
-            self._to_origin = [data[sent:]] if sent < len(data) else []
-            done = done and sent == len(data)
-        return done
+        client_done = self._to_client.send_nowait()
+        return self._to_origin.send_nowait() and client_done
 
     # -- client -> origin: planning -----------------------------------------
 
@@ -347,7 +309,7 @@ class Relay:
         return self.can_hit and (p.group == self.group or p.first or not self.syncs_in_flight)
 
     def _forward(self, raw: bytes, unit: Unit | None) -> None:
-        self._to_origin.append(raw)
+        self._to_origin.add(raw)
         if unit is not None:
             self.units.append(unit)
             if _blocks_hits(unit.stmt):
@@ -358,17 +320,15 @@ class Relay:
             # ``undo`` reverts the views if an error before it skips it.
             self.units.append(Unit(local=data, undo=undo))
         else:
-            self._to_client.append(data)
+            self._to_client.add(data)
 
     async def _flush(self) -> None:
         """Send what was planned: first wirecache's own answers (they precede
         everything queued), then the origin's share."""
         if self._to_client:
-            await self._drain_client()
+            await self._to_client.drain()
         if self._to_origin:
-            out = self._to_origin
-            self._to_origin = []
-            await self.origin.send_all(out[0] if len(out) == 1 else b"".join(out))
+            await self._to_origin.drain()
 
     async def _client_pump(self) -> None:
         """Plan the client's messages as they come; wait for the origin only where a
@@ -810,7 +770,7 @@ class Relay:
             self.log.info("origin.closed")
         except ProtocolError as e:
             self.log.warning("origin.protocol_error", error=e.message)
-            await self._send_client(
+            await self._to_client.send(
                 m.error_response("FATAL", "08P01", f"wirecache: the origin sent invalid data: "
                                  f"{e.message}")
             )  # fmt: skip
@@ -830,7 +790,7 @@ class Relay:
                                    fill, hold)  # fmt: skip
                 continue
             if self._to_client:
-                await self._drain_client()
+                await self._to_client.drain()
             if self.direct:
                 await self.conn.serve_ready(self.origin, self._origin_ready)
             else:
@@ -852,7 +812,7 @@ class Relay:
             self._origin_eof = True
             return False
         self.origin_reader.feed(data)
-        return self._relay_buffered() is _DONE and self._client_nowait()
+        return self._relay_buffered() is _DONE and self._to_client.send_nowait()
 
     def _relay_buffered(self) -> object:
         """Relay the origin messages read so far: _DONE, or _AWAIT when a large one
@@ -875,7 +835,7 @@ class Relay:
         return units[0] if units and units[0].local is None else None
 
     def _relay_batch(self, data: bytes, offsets: list[int]) -> None:
-        out = self._to_client
+        out = self._to_client.parts
         units = self.units
         out_start = 0  # start of bytes not yet copied to ``out``
         unit_start = 0  # where the head unit's bytes begin in this batch
@@ -1080,7 +1040,7 @@ class Relay:
             async def send(data: bytes) -> None:
                 parts.append(data)
         else:
-            send = self._send_client if sink is self.client else sink.send_all
+            send = (self._to_client if sink is self.client else self._to_origin).send
         await send(raw_header)
         if fill is not None:
             fill.add(raw_header)
