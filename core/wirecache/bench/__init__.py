@@ -18,26 +18,25 @@ import shlex
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from .args import add_origin_path_arguments
+from .args import (
+    add_origin_path_arguments,
+    add_output_arguments,
+    add_scenario_arguments,
+    add_started_wirecache_arguments,
+)
 from .args import csv as _csv
 from .latency import far_origin
 from .origin import Endpoint, local_postgres, parse_address
-from .report import finish
-from .runner import DIRECT, WIRECACHE, Plan, Runner, TargetSpec
+from .report import Layout, finish
+from .runner import Plan, Runner
 from .scenarios import MODES, SCENARIOS
+from .targets import DIRECT, WIRECACHE, TargetSpec, worker_targets
 
 __all__ = ["add_arguments", "run"]
-
-
-def _scenarios(text: str) -> list[str]:
-    if text.strip() == "all":
-        return list(SCENARIOS)
-    return _csv(str, tuple(SCENARIOS))(text)
 
 
 def _seconds(text: str) -> int:
@@ -72,14 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="postgres (default; pgbench load) or mysql (its own options: "
         "wirecache bench --dialect mysql --help)",
     )
-    parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    parser.add_argument(
-        "--scenario",
-        type=_scenarios,
-        default=["point-hot"],
-        metavar="NAME[,NAME…]",
-        help="scenarios to run, or 'all' (default point-hot; see --list)",
-    )
+    add_scenario_arguments(parser, SCENARIOS)
     parser.add_argument(
         "--mode",
         "-M",
@@ -125,21 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="direct, wirecache (started here unless =HOST:PORT), or "
         "NAME=HOST:PORT; repeatable (default: direct and wirecache)",
     )
-    parser.add_argument(
-        "--workers",
-        type=_csv(int),
-        default=[1],
-        metavar="N[,N…]",
-        help="worker counts for the wirecache the harness starts; each "
-        "N>1 adds a target wirecache-wN",
-    )
-    parser.add_argument(
-        "--serve-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra argument for the started 'wirecache serve'",
-    )
+    add_started_wirecache_arguments(parser)
     parser.add_argument(
         "--origin", metavar="HOST:PORT", help="existing PostgreSQL; default: start a throwaway one"
     )
@@ -156,13 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="data size: pgbench -s and multiples of the bench tables",
     )
     add_origin_path_arguments(parser)
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write results as JSON")
-    parser.add_argument(
-        "--html",
-        type=Path,
-        metavar="FILE",
-        help="write a self-contained HTML page of latency charts",
-    )
+    add_output_arguments(parser)
 
 
 def list_scenarios(console: Console) -> None:
@@ -178,10 +150,7 @@ def _targets(args: argparse.Namespace) -> list[TargetSpec]:
     expanded: list[TargetSpec] = []
     for spec in specs:
         if spec.name == WIRECACHE and spec.address is None:
-            expanded += [
-                TargetSpec(WIRECACHE if n == 1 else f"{WIRECACHE}-w{n}", workers=n)
-                for n in args.workers
-            ]
+            expanded += worker_targets(args.workers)
         else:
             expanded.append(spec)
     names = [s.name for s in expanded]
@@ -257,7 +226,12 @@ def run(args: argparse.Namespace) -> int:
                     "targets": [t.name for t in plan.targets],
                 },
             }
-        finish(out, results, meta, args.json, args.html)
+        layout = Layout(
+            {name: scenario.description for name, scenario in SCENARIOS.items()},
+            f"Latency per pgbench transaction; origin/sent counts {meta['counted']} during "
+            "the measured run; CPU = proxy process tree.",
+        )
+        finish(out, results, meta, args.json, args.html, layout)
     except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as exc:
         err.print(f"[red]bench failed:[/] {exc}")
         return 1

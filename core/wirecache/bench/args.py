@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Collection
+from pathlib import Path
 
-__all__ = ["add_origin_path_arguments", "csv", "rtt"]
+__all__ = [
+    "add_origin_path_arguments",
+    "add_output_arguments",
+    "add_scenario_arguments",
+    "add_started_wirecache_arguments",
+    "csv",
+    "rtt",
+]
 
 
 def csv(kind: type, choices: tuple[str, ...] | None = None):  # noqa: ANN202 - argparse type
@@ -48,4 +57,52 @@ def add_origin_path_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="how --origin-rtt is done (default auto: netns + netem when root "
         "and available, else the trio relay)",
+    )
+
+
+def add_scenario_arguments(parser: argparse.ArgumentParser, names: Collection[str]) -> None:
+    """``--list`` and ``--scenario`` (a comma list of ``names``, or ``all``)."""
+
+    def scenarios(text: str) -> list[str]:
+        if text.strip() == "all":
+            return list(names)
+        return csv(str, tuple(names))(text)
+
+    parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    parser.add_argument(
+        "--scenario",
+        type=scenarios,
+        default=["point-hot"],
+        metavar="NAME[,NAME…]",
+        help="scenarios to run, or 'all' (default point-hot; see --list)",
+    )
+
+
+def add_started_wirecache_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--workers`` and ``--serve-arg``: how the harness starts its wirecache(s)."""
+    parser.add_argument(
+        "--workers",
+        type=csv(int),
+        default=[1],
+        metavar="N[,N…]",
+        help="worker counts for the wirecache the harness starts; each "
+        "N>1 adds a target wirecache-wN (serve --workers N)",
+    )
+    parser.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for the started 'wirecache serve'",
+    )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--json`` and ``--html``, the files both harnesses write."""
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write results as JSON")
+    parser.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="write a self-contained HTML page of latency charts",
     )

@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import datetime
 import hashlib
-import math
 import os
 import shlex
 import shutil
@@ -33,7 +32,6 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import groupby
 from pathlib import Path
 
 from rich.console import Console
@@ -44,8 +42,9 @@ from .args import csv as _csv
 from .cpu import cpu_seconds
 from .latency import FarOrigin, far_origin, stop
 from .origin import free_port, parse_address, wait_for_port
-from .report import HEADERS, _clean, _rows, write_json
-from .runner import CHART_QUANTILES, DIRECT, WIRECACHE, Result, _ratios, percentile
+from .report import Layout, finish
+from .results import DIRECT, Result, cpu_per_txn, hit_ratio, latency_figures, ratios
+from .targets import WIRECACHE
 
 MODES = ("text", "prepared")
 HOT_SET = 100
@@ -401,7 +400,7 @@ def measure(
                                      workdir, console)
                             for target in targets
                         ]  # fmt: skip
-                        _ratios(cell)
+                        ratios(cell)
                         results += cell
     return results
 
@@ -434,56 +433,36 @@ def _result(scenario: Scenario, mode: str, clients: int, target: str, load: Load
             reads: int, writes: int, cpu: float | None) -> Result:  # fmt: skip
     """One cell. tps and latency are over every statement (reads and writes, like
     pgbench's per-transaction figures); the hit ratio is over the reads."""
-    lat = load.latencies_us
-    hit_ratio = None
-    if target != DIRECT and load.reads:
-        hit_ratio = min(1.0, max(0.0, 1 - reads / load.reads))
     return Result(
         scenario=scenario.label, mode=mode, clients=clients, target=target,
         transactions=load.transactions, failed=load.failed, tps=load.tps,
-        mean_ms=sum(lat) / len(lat) / 1000 if lat else math.nan,
-        p50_ms=percentile(lat, 0.50), p95_ms=percentile(lat, 0.95),
-        p99_ms=percentile(lat, 0.99), max_ms=percentile(lat, 1.0),
-        counted=COUNTED[mode], sent=load.reads,
-        reached_origin=reads, hit_ratio=hit_ratio, proxy_cpu_s=cpu,
-        cpu_us_per_txn=cpu / load.transactions * 1e6 if cpu is not None and load.transactions
-        else None,
-        quantiles_ms=[percentile(lat, q) for q in CHART_QUANTILES],
+        counted=COUNTED[mode], sent=load.reads, reached_origin=reads,
+        hit_ratio=hit_ratio(target, load.reads, reads), proxy_cpu_s=cpu,
+        cpu_us_per_txn=cpu_per_txn(cpu, load.transactions),
         writes_sent=load.writes, writes_reached_origin=writes,
+        **latency_figures(load.latencies_us),
     )  # fmt: skip
 
 
-def print_results(console: Console, results: list[Result], far: FarOrigin | None = None) -> None:
-    """The same columns as the PostgreSQL bench's table: one table per scenario, one
-    section per cell."""
-    _clean(results)
-    by_label = {scenario.label: scenario for scenario in SCENARIOS.values()}
-    for label, group in groupby(results, key=lambda r: r.scenario):
-        table = Table(title=f"[bold]{label}[/] — {by_label[label].description}",
-                      title_justify="left")  # fmt: skip
-        for header in HEADERS:
-            table.add_column(header, justify="left" if header in ("mode", "target") else "right")
-        previous = None
-        for result in group:
-            key = (result.mode, result.clients)
-            if previous is not None and key != previous:
-                table.add_section()
-            previous = key
-            table.add_row(*_rows(result), style="dim" if result.failed else None)
-        console.print(table)
-        writes = [r for r in results if r.scenario == label and r.writes_sent]
-        if writes:
-            console.print("writes at the origin/sent: " + ", ".join(
-                f"{r.mode} c={r.clients} {r.target} {r.writes_reached_origin:,}/"
-                f"{r.writes_sent:,}" for r in writes))  # fmt: skip
-    path = "Origin on loopback"
-    if far is not None and far.method != "none":
-        path = f"Origin RTT +{far.rtt_ms:g} ms via {far.method} ({far.note})"
-    console.print(
-        f"{path}. Latency per statement (mysqlload, C on libmariadb); origin/sent counts "
-        "reads: Com_select (text) or Com_stmt_execute - Com_update (prepared) during the "
-        "measured run; tps and latency include the writes; CPU = the wirecache process."
+def _writes(results: list[Result]) -> str | None:
+    """Under a table or a chart: every write sent, and how many reached the origin."""
+    writes = [r for r in results if r.writes_sent]
+    if not writes:
+        return None
+    return "writes at the origin/sent: " + ", ".join(
+        f"{r.mode} c={r.clients} {r.target} {r.writes_reached_origin:,}/{r.writes_sent:,}"
+        for r in writes
     )
+
+
+LAYOUT = Layout(
+    {scenario.label: scenario.description for scenario in SCENARIOS.values()},
+    "Latency per statement (mysqlload, C on libmariadb); origin/sent counts reads: "
+    "Com_select (text) or Com_stmt_execute - Com_update (prepared) during the measured run; "
+    "tps and latency include the writes; CPU = the wirecache process tree.",
+    per="statement",
+    notes=_writes,
+)
 
 
 def list_scenarios(console: Console) -> None:
@@ -564,10 +543,7 @@ def main(argv: list[str] | None = None) -> int:
                      "transactions_per_client": plan.transactions,
                      "warmup_s": plan.warmup, "targets": [DIRECT, WIRECACHE]},
         }  # fmt: skip
-        print_results(out, results, far)
-        if args.json:
-            write_json(args.json, results, meta)
-            out.print(f"JSON written to {args.json}")
+        finish(out, results, meta, args.json, None, LAYOUT)
     except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as exc:
         err.print(f"[red]bench failed:[/] {exc}")
         return 1

@@ -11,13 +11,12 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .origin import Endpoint
+from .progress import ProgressCallback, follow_progress
 
-PROGRESS = re.compile(r"progress: ([\d.]+) s, ([\d.]+) tps")
 TPS = re.compile(r"^tps = ([\d.]+) \(without initial connection time\)", re.M)
 FAILED = re.compile(r"^number of failed transactions: (\d+)", re.M)
 
@@ -61,9 +60,6 @@ class PgbenchResult:
         return len(self.latencies_us)
 
 
-ProgressCallback = Callable[[float, float], None]  # (completed units, current tps)
-
-
 def pgbench_env() -> dict[str, str]:
     """pgbench's environment: every target over the same transport.
 
@@ -100,19 +96,7 @@ def run_pgbench(
                 cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=tmp, env=pgbench_env()
             )
             assert proc.stderr is not None
-            errors: list[str] = []
-            done = 0.0
-            last_t = 0.0
-            for line in proc.stderr:
-                match = PROGRESS.search(line)
-                if not match:
-                    errors.append(line.rstrip())
-                    continue
-                t, rate = float(match[1]), float(match[2])
-                done = t if load.duration is not None else done + rate * (t - last_t)
-                last_t = t
-                if on_progress:
-                    on_progress(done, rate)
+            errors = follow_progress(proc.stderr, load.duration is not None, on_progress)
             proc.wait()
         out = stdout_path.read_text()
         tps = TPS.search(out)

@@ -1,5 +1,10 @@
 """Presenting results: a rich table, a JSON document and a self-contained HTML chart.
 
+Both harnesses (PostgreSQL and MySQL) report through this module; a
+:class:`Layout` carries what differs between them (the scenarios'
+descriptions, what a latency sample is and what was counted, notes under a
+scenario's table).
+
 The chart plots each target's latency CDF on a logarithmic axis: a cache hit
 (tens of µs) and a far origin (tens of ms) differ by three orders of
 magnitude, and a CDF shows the whole distribution, tail included, for every
@@ -12,8 +17,8 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Iterable
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -21,11 +26,24 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .runner import CHART_QUANTILES, DIRECT, Result
-from .scenarios import SCENARIOS
+from .results import CHART_QUANTILES, DIRECT, Result
 
 MAX_NINES = 4  # the chart's top is p99.99
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
+
+
+def _no_notes(results: list[Result]) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What one harness's report says besides the figures."""
+
+    descriptions: Mapping[str, str]  # scenario, as in Result.scenario -> what it measures
+    measured: str  # after the origin path: what a latency is, what origin/sent counts, CPU
+    per: str = "transaction"  # one latency sample, for the chart's axis
+    notes: Callable[[list[Result]], str | None] = _no_notes  # a line under these results
 
 
 def _cell_key(result: Result) -> tuple[str, str, int]:
@@ -71,11 +89,14 @@ HEADERS = (
 )
 
 
-def print_table(console: Console, results: list[Result], meta: dict[str, Any]) -> None:
+def print_table(
+    console: Console, results: list[Result], meta: dict[str, Any], layout: Layout
+) -> None:
     """One table per scenario, targets of a cell next to each other."""
-    for scenario, group in groupby(results, key=lambda r: r.scenario):
+    for scenario, grouped in groupby(results, key=lambda r: r.scenario):
+        group = list(grouped)
         table = Table(
-            title=f"[bold]{scenario}[/] — {SCENARIOS[scenario].description}",
+            title=f"[bold]{scenario}[/] — {layout.descriptions[scenario]}",
             title_justify="left",
         )
         for header in HEADERS:
@@ -87,20 +108,20 @@ def print_table(console: Console, results: list[Result], meta: dict[str, Any]) -
             previous = _cell_key(result)
             table.add_row(*_rows(result), style="dim" if result.failed else None)
         console.print(table)
-    console.print(_caption(meta))
+        if note := layout.notes(group):
+            console.print(note)
+    console.print(caption(meta, layout))
 
 
-def _caption(meta: dict[str, Any]) -> str:
+def caption(meta: dict[str, Any], layout: Layout) -> str:
+    """Where the origin was, then the harness's own words on what was measured."""
     far = meta["origin_path"]
     path = (
         f"origin RTT +{far['rtt_ms']:g} ms via {far['method']} ({far['note']})"
         if far["method"] != "none"
         else "origin on loopback, no added latency"
     )
-    return (
-        f"{path}. Latency per pgbench transaction; origin/sent counts "
-        f"{meta['counted']} during the measured run; CPU = proxy process tree."
-    )
+    return f"{path}. {layout.measured}"
 
 
 def write_json(path: Path, results: list[Result], meta: dict[str, Any]) -> None:
@@ -145,7 +166,9 @@ def _plotted(result: Result) -> list[tuple[float, float]]:
     ]
 
 
-def cdf_svg(cell: list[Result], width: int = 720, height: int = 320) -> str:
+def cdf_svg(
+    cell: list[Result], width: int = 720, height: int = 320, per: str = "transaction"
+) -> str:
     """Latency percentiles of every target of one cell: log ms across, nines up."""
     left, right, top, bottom = 56, 16, 12, 40
     curves = [_plotted(r) for r in cell]
@@ -188,7 +211,7 @@ def cdf_svg(cell: list[Result], width: int = 720, height: int = 320) -> str:
         )
     parts.append(
         f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle">'
-        "latency per transaction, ms (log scale)</text>"
+        f"latency per {html.escape(per)}, ms (log scale)</text>"
     )
     for index, (result, curve) in enumerate(zip(cell, curves, strict=True)):
         colour = COLOURS[index % len(COLOURS)]
@@ -208,24 +231,26 @@ def cdf_svg(cell: list[Result], width: int = 720, height: int = 320) -> str:
     return "".join(parts)
 
 
-def write_html(path: Path, results: list[Result], meta: dict[str, Any]) -> None:
+def write_html(path: Path, results: list[Result], meta: dict[str, Any], layout: Layout) -> None:
     """A single offline page: per cell, the CDF chart and the figures behind it."""
     body = [
-        f"<h1>wirecache bench</h1><p>{html.escape(_caption(meta))}</p>",
+        f"<h1>wirecache bench</h1><p>{html.escape(caption(meta, layout))}</p>",
         f"<p><code>{html.escape(meta['command'])}</code></p>",
     ]
     for (scenario, mode, clients), group in groupby(results, key=_cell_key):
         cell = list(group)
         body.append(
             f"<h2>{html.escape(scenario)} · {mode} · {clients} client(s)</h2>"
-            f"<p>{html.escape(SCENARIOS[scenario].description)}</p>"
+            f"<p>{html.escape(layout.descriptions[scenario])}</p>"
         )
-        body.append(cdf_svg(cell))
+        body.append(cdf_svg(cell, per=layout.per))
         rows = "".join(
             "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _rows(r)) + "</tr>" for r in cell
         )
         head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADERS)
         body.append(f"<table><tr>{head}</tr>{rows}</table>")
+        if note := layout.notes(cell):
+            body.append(f"<p>{html.escape(note)}</p>")
     style = (
         "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:.5em 0 2em}"
@@ -245,15 +270,16 @@ def finish(
     meta: dict[str, Any],
     json_path: Path | None,
     html_path: Path | None,
+    layout: Layout,
 ) -> None:
     """Print the tables and write whichever files were asked for."""
     _clean(results)
-    print_table(console, results, meta)
+    print_table(console, results, meta, layout)
     if json_path:
         write_json(json_path, results, meta)
         console.print(f"JSON written to {json_path}")
     if html_path:
-        write_html(html_path, results, meta)
+        write_html(html_path, results, meta, layout)
         console.print(f"chart written to {html_path}")
     if not any(r.target == DIRECT for r in results):
         console.print("[yellow]no direct target: ratios are not available[/]")
