@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from types import TracebackType
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LISTEN = "0A"
@@ -45,6 +46,27 @@ def cpu_seconds(pid: int) -> float | None:
         total += sum(int(v) for v in stats[current][11:15])
         todo += children.get(current, [])
     return total / CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU seconds of a process tree over a ``with`` block; ``seconds`` is None when there
+    is no process (``pid`` None) or it could not be read before and after."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self.seconds: float | None = None
+        self._before: float | None = None
+
+    def __enter__(self) -> CpuMeter:
+        self._before = cpu_seconds(self.pid) if self.pid else None
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        after = cpu_seconds(self.pid) if self.pid else None
+        if self._before is not None and after is not None:
+            self.seconds = after - self._before
 
 
 def listener_pid(host: str, port: int) -> int | None:

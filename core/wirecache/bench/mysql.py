@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +40,13 @@ from rich.table import Table
 
 from .args import add_origin_path_arguments
 from .args import csv as _csv
-from .cpu import cpu_seconds
+from .cpu import CpuMeter
 from .latency import FarOrigin, far_origin, stop
 from .origin import free_port, parse_address, wait_for_port
+from .progress import ProgressCallback, RunProgress, follow_progress
 from .report import Layout, finish
-from .results import DIRECT, Result, cpu_per_txn, hit_ratio, latency_figures, ratios
-from .targets import WIRECACHE
+from .results import DIRECT, Result, cpu_per_txn, hit_ratio, latency_figures
+from .targets import WIRECACHE, Target, TargetSpec, measure_matrix, started_wirecache
 
 MODES = ("text", "prepared")
 HOT_SET = 100
@@ -296,20 +298,32 @@ class LoadResult:
 def run_load(
     binary: Path, target: MySQLEndpoint, mode: str, clients: int, duration: int,
     transactions: int, workdir: Path, scenario: Scenario = SCENARIOS["point-hot"],
+    on_progress: ProgressCallback | None = None,
 ) -> LoadResult:  # fmt: skip
-    lat_path = workdir / "latencies.txt"
-    cmd = [str(binary), *scenario.load_args(), target.host, str(target.port), target.user,
-           target.password, target.database, mode, str(clients), str(duration),
-           str(transactions), str(scenario.keys), str(lat_path)]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 600)
-    if proc.returncode != 0 and "failed=" not in proc.stdout:  # failed statements are counted
+    """One mysqlload run; with ``on_progress``, its once-a-second progress is reported."""
+    lat_path, out_path = workdir / "latencies.txt", workdir / "mysqlload.out"
+    cmd = [str(binary), *(["-p"] if on_progress else []), *scenario.load_args(), target.host,
+           str(target.port), target.user, target.password, target.database, mode, str(clients),
+           str(duration), str(transactions), str(scenario.keys), str(lat_path)]  # fmt: skip
+    with out_path.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(duration + 600, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stderr is not None
+        errors = "\n".join(follow_progress(proc.stderr, duration > 0, on_progress)).strip()
+        proc.wait()
+    finally:
+        watchdog.cancel()
+    stdout = out_path.read_text()
+    if proc.returncode != 0 and "failed=" not in stdout:  # failed statements are counted
         raise RuntimeError(f"mysqlload against {target.address} failed: "
-                           f"{(proc.stderr or proc.stdout).strip()[-2000:]}")  # fmt: skip
-    fields = dict(part.split("=") for part in proc.stdout.split())
+                           f"{(errors or stdout).strip()[-2000:]}")  # fmt: skip
+    fields = dict(part.split("=") for part in stdout.split())
     done, elapsed = int(fields["transactions"]), float(fields["elapsed"])
     latencies = sorted(int(line) for line in lat_path.read_text().split())
     return LoadResult(done, int(fields["failed"]), done / elapsed if elapsed else 0.0, latencies,
-                      proc.stderr.strip(), int(fields["writes"]))  # fmt: skip
+                      errors, int(fields["writes"]))  # fmt: skip
 
 
 def origin_counts(origin: MySQLEndpoint) -> dict[str, int]:
@@ -348,85 +362,59 @@ class Plan:
     scenarios: tuple[str, ...] = ("point-hot",)
 
 
-@contextlib.contextmanager
-def started_wirecache(
-    origin: MySQLEndpoint, workdir: Path, serve_args: tuple[str, ...] = ()
-) -> Iterator[tuple[MySQLEndpoint, int]]:
-    """``python -m wirecache serve --dialect mysql`` in front of ``origin`` (the far
-    address when the origin is moved away), with a fresh cache directory; yields its
-    endpoint and pid."""
-    port = free_port()
-    cache_dir = Path(tempfile.mkdtemp(prefix="wirecache-mysql-cache-", dir=workdir))
-    log_path = workdir / "wirecache-mysql.log"
-    cmd = [sys.executable, "-m", "wirecache", "serve", "--listen", f"127.0.0.1:{port}",
-           "--origin", origin.address, "--dialect", "mysql", "--cache-dir", str(cache_dir),
-           "--log-level", "warning", *serve_args]  # fmt: skip
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        try:
-            wait_for_port("127.0.0.1", port, 30)
-        except TimeoutError:
-            raise RuntimeError(f"wirecache did not start: {log_path.read_text()[-2000:]}") from None
-        yield origin.with_address("127.0.0.1", port), proc.pid
-    finally:
-        stop(proc)
-
-
 def measure(
     plan: Plan, origin: MySQLEndpoint, console: Console | None = None,
     far: FarOrigin | None = None,
 ) -> list[Result]:  # fmt: skip
-    """Run every scenario × mode × clients cell against direct and a started wirecache.
+    """Run every scenario × mode × clients cell against direct and the started wirecache(s).
 
-    Both targets reach the origin through ``far`` (the same, possibly delayed, path);
-    the counters are read on the origin itself. Each scenario gets a fresh wirecache,
-    since its setup writes to the origin directly.
+    Every target reaches the origin through ``far`` (the same, possibly delayed, path);
+    the counters are read on the origin itself. Each scenario gets fresh wirecaches,
+    since its setup writes to the origin directly. ``console`` shows the progress bar.
     """
-    results: list[Result] = []
     path = far.endpoint if far is not None else origin
-    with tempfile.TemporaryDirectory(prefix="wirecache-bench-mysql-") as tmp:
+    specs = [TargetSpec(DIRECT), TargetSpec(WIRECACHE)]
+    runs = len(plan.scenarios) * len(plan.modes) * len(plan.clients) * len(specs)
+    with (
+        tempfile.TemporaryDirectory(prefix="wirecache-bench-mysql-") as tmp,
+        RunProgress(console, runs) as progress,
+    ):
         workdir = Path(tmp)
         binary = load_generator()
-        for name in plan.scenarios:
-            scenario = SCENARIOS[name]
-            scenario.setup(origin)
-            with started_wirecache(path, workdir, plan.serve_args) as (proxy, pid):
-                targets = [(DIRECT, path, None), (WIRECACHE, proxy, pid)]
-                for mode in plan.modes:
-                    for clients in plan.clients:
-                        cell = [
-                            _measure(plan, scenario, mode, clients, target, origin, binary,
-                                     workdir, console)
-                            for target in targets
-                        ]  # fmt: skip
-                        ratios(cell)
-                        results += cell
-    return results
+
+        def start(spec: TargetSpec, stack: contextlib.ExitStack) -> Target:
+            if spec.name == DIRECT:
+                return Target(DIRECT, path)
+            return stack.enter_context(
+                started_wirecache(spec, path, "mysql", plan.serve_args, workdir)
+            )
+
+        def one(name: str, mode: str, clients: int, target: Target) -> Result:
+            return _measure(plan, SCENARIOS[name], mode, clients, target, origin, binary,
+                            workdir, progress)  # fmt: skip
+
+        return measure_matrix(
+            scenarios=plan.scenarios, modes=plan.modes, clients=plan.clients, targets=specs,
+            progress=progress, setup=lambda name: SCENARIOS[name].setup(origin), start=start,
+            measure=one,
+        )  # fmt: skip
 
 
 def _measure(
-    plan: Plan, scenario: Scenario, mode: str, clients: int,
-    target: tuple[str, MySQLEndpoint, int | None], origin: MySQLEndpoint, binary: Path,
-    workdir: Path, console: Console | None,
+    plan: Plan, scenario: Scenario, mode: str, clients: int, target: Target,
+    origin: MySQLEndpoint, binary: Path, workdir: Path, progress: RunProgress,
 ) -> Result:  # fmt: skip
-    name, endpoint, pid = target
-    if console is not None:
-        console.print(f"{scenario.label} {mode} c={clients} {name}…")
     if plan.warmup > 0:
-        run_load(binary, endpoint, mode, clients, plan.warmup, 0, workdir, scenario)
-    cpu_before = cpu_seconds(pid) if pid else None
-    before = origin_counts(origin)
-    load = run_load(binary, endpoint, mode, clients, plan.duration, plan.transactions, workdir,
-                    scenario)  # fmt: skip
-    reads, writes = reached(mode, before, origin_counts(origin))
-    cpu_after = cpu_seconds(pid) if pid else None
-    if load.failed and console is not None:
-        console.print(f"[yellow]{load.failed} statements failed:[/] {load.errors[:500]}")
-    cpu = None
-    if cpu_before is not None and cpu_after is not None:
-        cpu = cpu_after - cpu_before
-    return _result(scenario, mode, clients, name, load, reads, writes, cpu)
+        run_load(binary, target.endpoint, mode, clients, plan.warmup, 0, workdir, scenario)
+    total = plan.duration or plan.transactions * clients
+    with progress.run(target.name, total) as on_progress, CpuMeter(target.pid) as cpu:
+        before = origin_counts(origin)
+        load = run_load(binary, target.endpoint, mode, clients, plan.duration,
+                        plan.transactions, workdir, scenario, on_progress)  # fmt: skip
+        reads, writes = reached(mode, before, origin_counts(origin))
+    if load.failed:
+        progress.print(f"[yellow]{load.failed} statements failed:[/] {load.errors[:500]}")
+    return _result(scenario, mode, clients, target.name, load, reads, writes, cpu.seconds)
 
 
 def _result(scenario: Scenario, mode: str, clients: int, target: str, load: LoadResult,

@@ -10,10 +10,13 @@
  * "UPDATE bench_items SET k = k + 1 WHERE id = ?", same key distribution).
  * Latency of each statement in microseconds goes to LATFILE, one per line.
  *
- * usage: mysqlload [-z S] [-w PCT] [-r READ_SQL] [-u WRITE_SQL]
+ * usage: mysqlload [-p] [-z S] [-w PCT] [-r READ_SQL] [-u WRITE_SQL]
  *                  HOST PORT USER PASSWORD DB text|prepared CLIENTS SECONDS TXNS KEYS LATFILE
  *   SECONDS > 0: run that long; else TXNS statements per client.
  *   -z S: P(N = k) proportional to 1/k^S (like pgbench's random_zipfian); 0 = uniform.
+ *   -p: every second of the run, "progress: T s, R tps" on stderr (pgbench -P 1's
+ *       format: T seconds since the clock started, R statements per second since
+ *       the previous line).
  * prints: "transactions=T reads=R writes=W failed=F elapsed=S" (exit status 1
  * when F > 0; the first failures of each client are described on stderr)
  */
@@ -34,6 +37,7 @@ static int prepared, seconds, txns, keys, write_pct;
 static double *zipf_cdf; /* NULL: uniform */
 static pthread_barrier_t barrier;
 static double deadline;
+static int finished; /* client threads done, read by the progress loop */
 
 typedef struct {
   int index;
@@ -53,7 +57,8 @@ static void record(worker_t *w, long us) {
     w->cap = w->cap ? w->cap * 2 : 65536;
     w->lat = realloc(w->lat, w->cap * sizeof(long));
   }
-  w->lat[w->n++] = us;
+  w->lat[w->n] = us;
+  __atomic_store_n(&w->n, w->n + 1, __ATOMIC_RELEASE); /* read by the progress loop */
 }
 
 static int draw(unsigned *seed) {
@@ -88,7 +93,34 @@ static int format(char *buf, size_t size, const char *q, int id) {
   return snprintf(buf, size, "%.*s%d%s", (int)(mark - q), q, id, mark + 1);
 }
 
+static void *run_client(void *arg);
+
 static void *run(void *arg) {
+  void *ret = run_client(arg);
+  __atomic_add_fetch(&finished, 1, __ATOMIC_RELEASE);
+  return ret;
+}
+
+/* Until every client is done: each second, the statements done in it. */
+static void report_progress(worker_t *w, int clients, double start) {
+  long last = 0;
+  double last_t = start;
+  for (int tick = 1; __atomic_load_n(&finished, __ATOMIC_ACQUIRE) < clients;) {
+    if (now() < start + tick) {
+      usleep(10000);
+      continue;
+    }
+    long n = 0;
+    for (int i = 0; i < clients; i++) n += __atomic_load_n(&w[i].n, __ATOMIC_ACQUIRE);
+    double t = now();
+    fprintf(stderr, "progress: %.1f s, %.1f tps\n", t - start, (n - last) / (t - last_t));
+    last = n;
+    last_t = t;
+    tick++;
+  }
+}
+
+static void *run_client(void *arg) {
   worker_t *w = arg;
   unsigned seed = 12345u + w->index * 7919u;
   MYSQL *conn = mysql_init(NULL);
@@ -145,8 +177,10 @@ static void *run(void *arg) {
 
 int main(int argc, char **argv) {
   double zipf_s = 0;
-  for (int opt; (opt = getopt(argc, argv, "z:w:r:u:")) != -1;) {
-    if (opt == 'z') zipf_s = atof(optarg);
+  int progress = 0;
+  for (int opt; (opt = getopt(argc, argv, "pz:w:r:u:")) != -1;) {
+    if (opt == 'p') progress = 1;
+    else if (opt == 'z') zipf_s = atof(optarg);
     else if (opt == 'w') write_pct = atoi(optarg);
     else if (opt == 'r') read_sql = optarg;
     else if (opt == 'u') write_sql = optarg;
@@ -154,7 +188,7 @@ int main(int argc, char **argv) {
   }
   argv += optind - 1;
   if (argc - optind != 11) {
-    fprintf(stderr, "usage: mysqlload [-z S] [-w PCT] [-r READ_SQL] [-u WRITE_SQL] HOST PORT "
+    fprintf(stderr, "usage: mysqlload [-p] [-z S] [-w PCT] [-r READ_SQL] [-u WRITE_SQL] HOST PORT "
                     "USER PASSWORD DB text|prepared CLIENTS SECONDS TXNS KEYS LATFILE\n");
     return 2;
   }
@@ -182,6 +216,7 @@ int main(int argc, char **argv) {
   deadline = start + seconds;
   long total = 0, failed = 0, writes = 0;
   FILE *out = fopen(argv[11], "w");
+  if (progress) report_progress(w, clients, start);
   for (int i = 0; i < clients; i++) {
     pthread_join(t[i], NULL);
     if (!w[i].ok) { fprintf(stderr, "client %d did not run\n", i); return 1; }

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .cpu import cpu_seconds, listener_pid
+from .cpu import CpuMeter, listener_pid
 from .latency import FarOrigin
 from .origin import Endpoint, psql
 from .pgbench import Load, PgbenchResult, run_pgbench
@@ -138,14 +138,12 @@ class Runner:
                 target.endpoint, workload, Load(clients, mode, duration=plan.warmup), log=False
             )
         load = Load(clients, mode, plan.duration, plan.transactions)
-        with progress.run(target.name, load.expected) as on_progress:
-            cpu_before = cpu_seconds(target.pid) if target.pid else None
+        with progress.run(target.name, load.expected) as on_progress, CpuMeter(target.pid) as cpu:
             origin_before = self.counter.snapshot()
             measured = run_pgbench(
                 target.endpoint, workload, load, log=True, on_progress=on_progress
             )
             origin_after = self.counter.snapshot()
-            cpu_after = cpu_seconds(target.pid) if target.pid else None
         return self._result(
             scenario,
             mode,
@@ -153,7 +151,7 @@ class Runner:
             target.name,
             measured,
             origin_after - origin_before,
-            None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+            cpu.seconds,
         )
 
     def _result(
