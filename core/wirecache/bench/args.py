@@ -14,6 +14,7 @@ __all__ = [
     "add_started_wirecache_arguments",
     "csv",
     "rtt",
+    "worker_counts",
 ]
 
 
@@ -78,11 +79,19 @@ def add_scenario_arguments(parser: argparse.ArgumentParser, names: Collection[st
     )
 
 
+def worker_counts(text: str) -> list[int]:
+    """``1,2``: distinct worker counts, each at least 1 (each names a target)."""
+    counts = csv(int)(text)
+    if min(counts) < 1 or len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(f"distinct counts of at least 1 expected, got {text!r}")
+    return counts
+
+
 def add_started_wirecache_arguments(parser: argparse.ArgumentParser) -> None:
     """``--workers`` and ``--serve-arg``: how the harness starts its wirecache(s)."""
     parser.add_argument(
         "--workers",
-        type=csv(int),
+        type=worker_counts,
         default=[1],
         metavar="N[,N…]",
         help="worker counts for the wirecache the harness starts; each "

@@ -14,8 +14,12 @@ in :mod:`.origin`). Statements that reached the origin are counted from its
 writes from ``Com_update``, status counters read with the ``mariadb``
 command-line client, so the core needs no driver.
 
-Run as ``wirecache bench --dialect mysql [--scenario point-hot,…] [-M text,prepared]
-[-c 1,16] [-T 5] [--origin-rtt 20ms]``.
+The outputs are the PostgreSQL bench's (:mod:`.report`): the table, ``--json``
+and the ``--html`` latency chart, with the same live progress bar; ``--workers
+1,2`` adds ``wirecache-w2`` (``serve --workers 2``), its CPU summed over the
+process tree. Run as ``wirecache bench --dialect mysql [--scenario point-hot,…]
+[-M text,prepared] [-c 1,16] [-T 5] [--workers 1,2] [--origin-rtt 20ms]
+[--json FILE] [--html FILE]``.
 """
 
 from __future__ import annotations
@@ -38,7 +42,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .args import add_origin_path_arguments
+from .args import (
+    add_origin_path_arguments,
+    add_output_arguments,
+    add_scenario_arguments,
+    add_started_wirecache_arguments,
+)
 from .args import csv as _csv
 from .cpu import CpuMeter
 from .latency import FarOrigin, far_origin, stop
@@ -46,14 +55,17 @@ from .origin import free_port, parse_address, wait_for_port
 from .progress import ProgressCallback, RunProgress, follow_progress
 from .report import Layout, finish
 from .results import DIRECT, Result, cpu_per_txn, hit_ratio, latency_figures
-from .targets import WIRECACHE, Target, TargetSpec, measure_matrix, started_wirecache
+from .targets import Target, TargetSpec, measure_matrix, started_wirecache, worker_targets
 
 MODES = ("text", "prepared")
 HOT_SET = 100
 ITEMS = 10_000
 FACTS = 200_000
 GROUPS = 10  # distinct aggregate statements, so the aggregate cache warms after ten misses
-DESCRIPTION = "The bench's scenarios over the MySQL protocol, direct vs wirecache."
+DESCRIPTION = (
+    "The bench's scenarios over the MySQL protocol: direct and a wirecache started here "
+    "(one per --workers count) in the same run; a table, --json figures, an --html chart."
+)
 SOURCE = Path(__file__).with_name("mysqlload.c")
 COUNTERS = ("Com_select", "Com_stmt_execute", "Com_update")
 COUNTED = {
@@ -360,6 +372,11 @@ class Plan:
     warmup: int = 1
     serve_args: tuple[str, ...] = ()
     scenarios: tuple[str, ...] = ("point-hot",)
+    workers: tuple[int, ...] = (1,)  # one started wirecache per count (wirecache-wN for N > 1)
+
+    @property
+    def targets(self) -> list[TargetSpec]:
+        return [TargetSpec(DIRECT), *worker_targets(self.workers)]
 
 
 def measure(
@@ -373,7 +390,7 @@ def measure(
     since its setup writes to the origin directly. ``console`` shows the progress bar.
     """
     path = far.endpoint if far is not None else origin
-    specs = [TargetSpec(DIRECT), TargetSpec(WIRECACHE)]
+    specs = plan.targets
     runs = len(plan.scenarios) * len(plan.modes) * len(plan.clients) * len(specs)
     with (
         tempfile.TemporaryDirectory(prefix="wirecache-bench-mysql-") as tmp,
@@ -460,38 +477,34 @@ def list_scenarios(console: Console) -> None:
     console.print(table)
 
 
-def _scenarios(text: str) -> list[str]:
-    if text.strip() == "all":
-        return list(SCENARIOS)
-    return _csv(str, tuple(SCENARIOS))(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wirecache bench --dialect mysql",
                                      description=DESCRIPTION)  # fmt: skip
-    parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    parser.add_argument(
-        "--scenario",
-        type=_scenarios,
-        default=["point-hot"],
-        metavar="NAME[,NAME…]",
-        help="scenarios to run, or 'all' (default point-hot; see --list)",
-    )
-    parser.add_argument("--mode", "-M", type=_csv(str, MODES), default=list(MODES))
-    parser.add_argument("--clients", "-c", type=_csv(int), default=[1])
-    parser.add_argument("--duration", "-T", type=int, default=5)
+    add_scenario_arguments(parser, SCENARIOS)
+    parser.add_argument("--mode", "-M", type=_csv(str, MODES), default=list(MODES),
+                        metavar="MODE[,MODE…]",
+                        help="protocol modes: text (COM_QUERY), prepared (COM_STMT_EXECUTE); "
+                        "default both")  # fmt: skip
+    parser.add_argument("--clients", "-c", type=_csv(int), default=[1], metavar="N[,N…]",
+                        help="concurrent clients (threads, one connection each) per run; "
+                        "default 1")  # fmt: skip
+    parser.add_argument("--duration", "-T", type=int, default=5,
+                        help="seconds per measured run (default 5)")  # fmt: skip
     parser.add_argument("--transactions", "-t", type=int, default=0,
                         help="statements per client instead of a duration")  # fmt: skip
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="seconds of unmeasured warm-up before each run "
+                        "(0: none; default 1)")  # fmt: skip
     parser.add_argument(
         "--origin", metavar="HOST:PORT", help="existing server; default: a throwaway MariaDB"
     )
-    parser.add_argument("--user", default="bench")
-    parser.add_argument("--password", default=os.environ.get("MYSQL_PWD", "bench"))
-    parser.add_argument("--database", default="bench")
+    parser.add_argument("--user", default="bench", help="account on the origin (default bench)")
+    parser.add_argument("--password", default=os.environ.get("MYSQL_PWD", "bench"),
+                        help="its password (default $MYSQL_PWD, else bench)")  # fmt: skip
+    parser.add_argument("--database", default="bench", help="database (default bench)")
+    add_started_wirecache_arguments(parser)
     add_origin_path_arguments(parser)
-    parser.add_argument("--serve-arg", action="append", default=[])
-    parser.add_argument("--json", type=Path)
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     out = Console() if sys.stdout.isatty() else Console(width=170)
     err = Console(stderr=True)
@@ -500,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     plan = Plan(args.mode, args.clients, 0 if args.transactions else args.duration,
                 args.transactions, args.warmup, tuple(args.serve_arg),
-                tuple(args.scenario))  # fmt: skip
+                tuple(args.scenario), tuple(args.workers))  # fmt: skip
     try:
         with contextlib.ExitStack() as stack:
             if args.origin:
@@ -529,9 +542,10 @@ def main(argv: list[str] | None = None) -> int:
             "plan": {"scenarios": list(plan.scenarios), "modes": plan.modes,
                      "clients": plan.clients, "duration_s": plan.duration,
                      "transactions_per_client": plan.transactions,
-                     "warmup_s": plan.warmup, "targets": [DIRECT, WIRECACHE]},
+                     "warmup_s": plan.warmup, "workers": list(plan.workers),
+                     "targets": [t.name for t in plan.targets]},
         }  # fmt: skip
-        finish(out, results, meta, args.json, None, LAYOUT)
+        finish(out, results, meta, args.json, args.html, LAYOUT)
     except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as exc:
         err.print(f"[red]bench failed:[/] {exc}")
         return 1

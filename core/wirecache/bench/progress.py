@@ -71,6 +71,7 @@ class RunProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.describe("all runs")  # what a pipe sees: the final state, not the last cell
         self.progress.stop()
 
     def describe(self, text: str) -> None:
