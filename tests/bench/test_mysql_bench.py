@@ -1,16 +1,19 @@
 """The MySQL bench end to end (``wirecache bench --dialect mysql``): a throwaway
 MariaDB started by the harness, the C load generator, direct and wirecache in the
-same run, text and binary protocol, every scenario, a far origin. Timing is never
+same run, text and binary protocol, every scenario, a far origin, a second
+wirecache with two workers, the HTML chart and the progress bar. Timing is never
 asserted (beyond a far origin's statements taking at least its RTT); counts are."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 from wirecache.bench import mysql as mysql_bench
+from wirecache.bench.results import CHART_QUANTILES
 
 pytestmark = pytest.mark.skipif(
     not Path("/usr/sbin/mariadbd").exists() and shutil.which("mariadbd") is None,
@@ -154,3 +157,74 @@ def test_wirecache_bench_dialect_mysql_runs_this_harness(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     targets = {r["target"] for r in json.loads(out.read_text())["results"]}
     assert targets == {"direct", "wirecache"}
+
+
+def test_repeated_worker_count_is_rejected():
+    with pytest.raises(SystemExit):
+        mysql_bench.main(["--workers", "1,1"])
+
+
+def test_workers_html_and_progress(tmp_path, capsys, monkeypatch):
+    """``--workers 1,2 --html``: every cell has direct, wirecache and wirecache-w2 in the
+    JSON with complete figures, the page has one chart per cell drawing all three, the
+    load generator's progress reached the bar while it ran, and on a console that is not
+    a terminal the bar is printed once at the end instead of being redrawn."""
+    seen: list[tuple[float, float]] = []
+    real_run_load = mysql_bench.run_load
+
+    def spy(*args, **kwargs):
+        callback = kwargs.get("on_progress")
+        if callback is not None:
+
+            def record(done: float, tps: float) -> None:
+                seen.append((done, tps))
+                callback(done, tps)
+
+            kwargs["on_progress"] = record
+        return real_run_load(*args, **kwargs)
+
+    monkeypatch.setattr(mysql_bench, "run_load", spy)
+    json_path, html_path = tmp_path / "r.json", tmp_path / "r.html"
+    code = mysql_bench.main(["-M", "text,prepared", "-c", "2", "-T", "2", "--warmup", "0",
+                             "--workers", "1,2", "--json", str(json_path),
+                             "--html", str(html_path)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    targets = ["direct", "wirecache", "wirecache-w2"]
+
+    document = json.loads(json_path.read_text())
+    assert document["meta"]["plan"]["targets"] == targets
+    assert document["meta"]["plan"]["workers"] == [1, 2]
+    assert len(document["quantiles"]) == len(CHART_QUANTILES)
+    cells = {(r["mode"], r["target"]): r for r in document["results"]}
+    assert set(cells) == {(m, t) for m in ("text", "prepared") for t in targets}
+    for (_, target), r in cells.items():
+        assert r["transactions"] > 0 and r["failed"] == 0 and r["tps"] > 0, r
+        assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] <= r["max_ms"], r
+        assert len(r["quantiles_ms"]) == len(CHART_QUANTILES), r
+        assert r["quantiles_ms"] == sorted(r["quantiles_ms"]), r
+        if target == "direct":
+            assert r["ratio_vs_direct"] == 1 and r["proxy_cpu_s"] is None, r
+        else:
+            assert r["reached_origin"] <= (mysql_bench.HOT_SET + 1) * r["clients"], r
+            # The process tree: with two workers the parent alone does almost nothing.
+            assert r["proxy_cpu_s"] > 0 and r["ratio_vs_direct"] > 0, r
+
+    page = html_path.read_text()
+    charts = re.findall(r"<svg.*?</svg>", page, re.S)
+    assert len(charts) == 2  # one per cell: text and prepared, two clients
+    for chart in charts:
+        curves = re.findall(r'<polyline[^>]*points="([^"]*)"><title>([^<]*)</title>', chart)
+        assert [name for _, name in curves] == targets
+        assert all(len(points.split()) > 100 for points, _ in curves)
+        assert "latency per statement" in chart
+    assert "mysql-point-hot · text · 2 client(s)" in page
+    assert "mysql-point-hot · prepared · 2 client(s)" in page
+    assert "<script" not in page and not re.search(r"(src|href)=", page)
+
+    assert "wirecache-w2" in captured.out and f"chart written to {html_path}" in captured.out
+    # mysqlload -p: a progress line per second of each measured 2 s run
+    assert len(seen) >= len(cells) and all(0 < done <= 3 and tps > 0 for done, tps in seen)
+    # not a terminal: no cursor movement or redraws, the bar's final state once
+    assert "\x1b[" not in captured.err and "\r" not in captured.err
+    assert captured.err.count("all runs") == 1

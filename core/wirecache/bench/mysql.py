@@ -427,7 +427,7 @@ def _measure(
     with progress.run(target.name, total) as on_progress, CpuMeter(target.pid) as cpu:
         before = origin_counts(origin)
         load = run_load(binary, target.endpoint, mode, clients, plan.duration,
-                        plan.transactions, workdir, scenario, on_progress)  # fmt: skip
+                        plan.transactions, workdir, scenario, on_progress=on_progress)  # fmt: skip
         reads, writes = reached(mode, before, origin_counts(origin))
     if load.failed:
         progress.print(f"[yellow]{load.failed} statements failed:[/] {load.errors[:500]}")
