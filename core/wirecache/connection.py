@@ -103,13 +103,20 @@ class Connection:
         """Whether ``streams`` are plain TCP that :meth:`serve_ready` can serve."""
         return all(isinstance(s, DirectStream) for s in streams)
 
-    async def serve_ready(self, stream: DirectStream, handler: Handler) -> None:
+    async def serve_ready(
+        self, stream: DirectStream, handler: Handler, *more: tuple[DirectStream, Handler]
+    ) -> None:
         """Call ``handler()`` each time ``stream`` has bytes, without a trip through
         trio's scheduler, until it returns False (then this returns) or raises
         (then this raises it). See :mod:`wirecache.hotloop` for why and what a
         handler may do: it must not block, and whatever it cannot finish at
-        once it leaves for the awaiting task by returning False."""
-        await self.server.hotloop.serve(stream, handler)
+        once it leaves for the awaiting task by returning False.
+
+        ``more`` (stream, handler) pairs are served the same way by the same
+        wait, for a task that relays both legs itself (a request/response
+        protocol whose next step may come from either side); this returns as
+        soon as any of the handlers returns False."""
+        await self.server.hotloop.serve(stream, handler, *more)
 
     # -- cancel keys ------------------------------------------------------
 

@@ -68,7 +68,8 @@ class HotLoop:
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
-        self._parked: dict[int, tuple[Handler, Task]] = {}
+        #: fd -> its handler, the parked task, and every fd that task parked on.
+        self._parked: dict[int, tuple[Handler, Task, tuple[int, ...]]] = {}
         self._trio_fd: int | None = None
         self._runnable: Sized = ()
         self._work = trio.Event()
@@ -97,9 +98,10 @@ class HotLoop:
         finally:
             self.enabled = False
             self._epoll.close()
-            for handler_task in list(self._parked.values()):
-                reschedule(handler_task[1], outcome.Error(trio.ClosedResourceError()))
+            tasks = {id(task): task for _, task, _ in self._parked.values()}
             self._parked.clear()
+            for task in tasks.values():
+                reschedule(task, outcome.Error(trio.ClosedResourceError()))
 
     def _serve_until_trio_has_work(self) -> None:
         poll = self._epoll.poll
@@ -124,41 +126,77 @@ class HotLoop:
 
     def _dispatch(self, fd: int) -> bool:
         """Call the handler of ``fd``; True when its task was woken."""
-        handler, task = self._parked[fd]
+        handler, task, fds = self._parked[fd]
         try:
             if handler():
                 return False
             result: outcome.Outcome[None] = outcome.Value(None)
         except BaseException as e:  # delivered to the task, which raises it
             result = outcome.Error(e)
-        self._unpark(fd)
+        self._unpark(fds)
         reschedule(task, result)
         return True
 
-    def _unpark(self, fd: int) -> None:
-        del self._parked[fd]
-        self._epoll.unregister(fd)
+    def _unpark(self, fds: tuple[int, ...]) -> None:
+        for fd in fds:
+            if self._parked.pop(fd, None) is not None:
+                self._epoll.unregister(fd)
 
-    async def serve(self, stream: DirectStream, handler: Handler) -> None:
+    async def serve(
+        self, stream: DirectStream, handler: Handler, *more: tuple[DirectStream, Handler]
+    ) -> None:
         """Call ``handler`` whenever ``stream`` has bytes, until it returns False.
 
-        Returns then (or raises what the handler raised). Cancellation (e.g.
-        draining) unparks at once. When the hot loop is not running, this
-        waits through trio and calls the handler the same way.
+        Returns then (or raises what the handler raised). With ``more``
+        (stream, handler) pairs, the task waits on all its streams at once
+        (a request/response relay waiting for either side) and this returns
+        as soon as any handler returns False. Cancellation (e.g. draining)
+        unparks at once. When the hot loop is not running, this waits through
+        trio and calls the handlers the same way.
         """
+        pairs = ((stream, handler), *more)
         if not self.enabled:
-            while True:
-                await stream.wait_readable()
-                if not handler():
-                    return
-        fd = stream.fileno()
-        self._parked[fd] = (handler, current_task())
-        self._epoll.register(fd, _READY)
+            await _serve_through_trio(pairs)
+            return
+        fds = tuple(s.fileno() for s, _ in pairs)
+        if len(set(fds)) != len(fds) or any(fd in self._parked for fd in fds):
+            raise RuntimeError("a descriptor is parked twice")
+        task = current_task()
+        try:
+            for fd, (_, h) in zip(fds, pairs, strict=True):
+                self._epoll.register(fd, _READY)
+                self._parked[fd] = (h, task, fds)
+        except BaseException:
+            self._unpark(fds)
+            raise
         self._work.set()
 
         def abort(_: object) -> Abort:
-            if fd in self._parked:
-                self._unpark(fd)
+            self._unpark(fds)
             return Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
+
+
+async def _serve_through_trio(pairs: tuple[tuple[DirectStream, Handler], ...]) -> None:
+    """:meth:`HotLoop.serve` with trio's own waits (the loop is not running)."""
+    if len(pairs) == 1:
+        stream, handler = pairs[0]
+        while True:
+            await stream.wait_readable()
+            if not handler():
+                return
+
+    async def wait(stream: DirectStream, handler: Handler, ready: list[Handler],
+                   scope: trio.CancelScope) -> None:  # fmt: skip
+        await stream.wait_readable()
+        ready.append(handler)
+        scope.cancel()
+
+    while True:
+        ready: list[Handler] = []
+        async with trio.open_nursery() as nursery:
+            for stream, handler in pairs:
+                nursery.start_soon(wait, stream, handler, ready, nursery.cancel_scope)
+        if not ready[0]():
+            return

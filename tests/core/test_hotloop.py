@@ -150,3 +150,64 @@ async def test_trio_keeps_running_while_a_socket_is_parked() -> None:
         nursery.cancel_scope.cancel()
     other.close()
     other_peer.close()
+
+
+async def test_one_task_parks_on_several_sockets() -> None:
+    """A request/response relay waits for either leg in one park; the first handler
+    that gives up wakes the task, and then none of its sockets is parked any more."""
+    a, a_peer = await _pair()
+    b, b_peer = await _pair()
+    async with trio.open_nursery() as nursery:
+        loop = await _started(nursery)
+        echo_a, echo_b = Echo(a), Echo(b)
+        served = trio.Event()
+
+        async def park() -> None:
+            await loop.serve(a, echo_a, (b, echo_b))
+            served.set()
+
+        nursery.start_soon(park)
+        await a_peer.send_all(b"one")
+        assert await a_peer.receive_some() == b"ONE"
+        await b_peer.send_all(b"two")
+        assert await b_peer.receive_some() == b"TWO"
+        assert not served.is_set()
+        await b_peer.send_all(b"stop")
+        with trio.fail_after(2):
+            await served.wait()
+        assert (echo_a.calls, echo_b.calls) == (1, 2)
+        # Both unparked: bytes now wait for whoever reads next.
+        await a_peer.send_all(b"later")
+        assert await a.receive_some() == b"later"
+        nursery.cancel_scope.cancel()
+
+
+async def test_several_sockets_without_the_loop() -> None:
+    """The same through trio's waits when the loop is not running."""
+    a, a_peer = await _pair()
+    b, b_peer = await _pair()
+    loop = HotLoop()
+    assert not loop.enabled
+    echo_a, echo_b = Echo(a), Echo(b)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(loop.serve, a, echo_a, (b, echo_b))
+        await b_peer.send_all(b"two")
+        assert await b_peer.receive_some() == b"TWO"
+        await a_peer.send_all(b"stop")
+    assert (echo_a.calls, echo_b.calls) == (1, 1)
+
+
+async def test_cancelling_unparks_every_socket_of_the_task() -> None:
+    a, _a_peer = await _pair()
+    b, b_peer = await _pair()
+    async with trio.open_nursery() as nursery:
+        loop = await _started(nursery)
+        with trio.move_on_after(0.1) as scope:
+            await loop.serve(a, Echo(a), (b, Echo(b)))
+        assert scope.cancelled_caught
+        await b_peer.send_all(b"later")
+        assert await b.receive_some() == b"later"
+        # And they may be parked again.
+        with trio.move_on_after(0.05):
+            await loop.serve(b, Echo(b), (a, Echo(a)))
+        nursery.cancel_scope.cancel()
