@@ -170,8 +170,10 @@ def refine(tree: exp.Expression, result: Classification) -> Classification | Non
             return Classification(StatementKind.SESSION, False, reads=result.reads,
                                   reason="SELECT … INTO a variable or file",
                                   changes_session=True)  # fmt: skip
-    if result.kind is StatementKind.READ and result.cacheable and any(
-        t.db.lower() in SYSTEM_SCHEMAS for t in tree.find_all(exp.Table)
+    if (
+        result.kind is StatementKind.READ
+        and result.cacheable
+        and any(t.db.lower() in SYSTEM_SCHEMAS for t in tree.find_all(exp.Table))
     ):
         # Row counts, timestamps and live server state: they change with no
         # write wirecache could see.

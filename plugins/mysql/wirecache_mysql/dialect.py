@@ -178,7 +178,7 @@ class MySQLDialect(Dialect):
         await Relay(
             conn, cache, state, cs, leg.packets, client_tls=client_tls, origin_tls=leg.tls,
             default_plugin=leg.greeting.auth_plugin or auth.MYSQL_NATIVE_PASSWORD,
-        ).run()
+        ).run()  # fmt: skip
 
     async def _move(
         self, cs: PacketStream, conn: Connection, leg: origin.OriginLeg, cache,

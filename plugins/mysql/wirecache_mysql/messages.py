@@ -322,9 +322,7 @@ class HandshakeV10:
             self,
             capabilities=capabilities,
             mariadb_capabilities=(
-                self.mariadb_capabilities
-                if mariadb_capabilities is None
-                else mariadb_capabilities
+                self.mariadb_capabilities if mariadb_capabilities is None else mariadb_capabilities
             ),
         )
 
@@ -531,9 +529,7 @@ class HandshakeResponse41:
 
     def build(self) -> bytes:
         caps = self.capabilities
-        out = bytearray(
-            _RESPONSE_FIXED.pack(caps, self.max_packet, self.charset, self.reserved)
-        )
+        out = bytearray(_RESPONSE_FIXED.pack(caps, self.max_packet, self.charset, self.reserved))
         out += self.username + b"\0"
         if caps & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA:
             out += lenenc_bytes(self.auth_response)
@@ -826,7 +822,7 @@ class StmtPrepareOk:
         return struct.pack(
             "<BIHHBH", OK_HEADER, self.statement_id, self.num_columns, self.num_params, 0,
             self.warnings,
-        )
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,9 +108,7 @@ class PacketReader:
         length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
         seq = buf[pos + 3]
         if self._logical_len + length > self._max_message:
-            raise ProtocolError(
-                f"payload exceeds the limit of {self._max_message} bytes"
-            )
+            raise ProtocolError(f"payload exceeds the limit of {self._max_message} bytes")
         if self._expect_seq is not None and seq != self._expect_seq:
             raise ProtocolError(
                 f"continuation packet has sequence {seq}, expected {self._expect_seq}"
