@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import trio
+from wirecache.api import Outbox
 
 from wirecache_mysql.packets import (
     DEFAULT_MAX_MESSAGE,
@@ -22,20 +23,48 @@ class PeerClosed(Exception):
 
 
 class PacketStream:
-    """A trio stream plus its receive buffer."""
+    """A trio stream plus its receive buffer and its FIFO of bytes to send.
 
-    __slots__ = ("stream", "reader")
+    Everything sent goes through :attr:`outbox`, so what a hot-loop handler
+    queued (and may not have sent yet) always goes out before what a task
+    sends after it.
+    """
+
+    __slots__ = ("stream", "reader", "outbox", "eof")
 
     def __init__(self, stream: trio.abc.Stream, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
         self.stream = stream
         self.reader = PacketReader(max_message)
+        self.outbox = Outbox(stream)
+        #: Whether the peer closed its side (the reader may still hold packets).
+        self.eof = False
+
+    async def read(self) -> None:
+        """Read more bytes, or set :attr:`eof`."""
+        data = await self.stream.receive_some(READ_SIZE)
+        if data:
+            self.reader.receive_data(data)
+        else:
+            self.eof = True
+
+    def read_nowait(self) -> bool:
+        """For a hot-loop handler (plain TCP only): take what the socket holds.
+        False when it held nothing, True when bytes were read or :attr:`eof` set."""
+        data = self.stream.receive_nowait(READ_SIZE)
+        if data is None:
+            return False
+        if data:
+            self.reader.receive_data(data)
+        else:
+            self.eof = True
+        return True
 
     async def fill(self) -> None:
         """Read more bytes; :class:`PeerClosed` at the end of the stream."""
-        data = await self.stream.receive_some(READ_SIZE)
-        if not data:
+        if not self.eof:
+            await self.read()
+        if self.eof:
             raise PeerClosed()
-        self.reader.receive_data(data)
 
     async def message(self) -> Message:
         """The next logical payload (split packets reassembled)."""
@@ -50,7 +79,8 @@ class PacketStream:
         return pkt
 
     async def send(self, data: bytes | bytearray) -> None:
-        await self.stream.send_all(data)
+        """Send ``data`` after whatever is queued in :attr:`outbox`."""
+        await self.outbox.send(data)
 
 
 def with_seq(raw: bytes, first_seq: int) -> bytes:
