@@ -99,11 +99,38 @@ def split_execute(body: bytes) -> tuple[bytes, int]:
     return body[:i], int.from_bytes(body[i + 1 :], "big", signed=True)
 
 
+class Statements(dict[bytes, Prepared]):
+    """The client's statements, counting changes: a request that wirecache
+    answers from memory (Relay._replay) is valid only while none happened."""
+
+    __slots__ = ("changes",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes = 0
+
+    def __setitem__(self, name: bytes, p: Prepared) -> None:
+        self.changes += 1
+        super().__setitem__(name, p)
+
+    def __delitem__(self, name: bytes) -> None:
+        self.changes += 1
+        super().__delitem__(name)
+
+    def pop(self, name: bytes, *default: Prepared | None) -> Prepared | None:  # type: ignore[override]
+        self.changes += 1
+        return super().pop(name, *default)
+
+    def clear(self) -> None:
+        self.changes += 1
+        super().clear()
+
+
 @dataclass
 class Views:
     """Statements and portals, per the client and per the origin."""
 
-    client_statements: dict[bytes, Prepared] = field(default_factory=dict)
+    client_statements: Statements = field(default_factory=Statements)
     origin_statements: dict[bytes, Prepared] = field(default_factory=dict)
     client_portals: dict[bytes, Portal] = field(default_factory=dict)
     origin_portals: dict[bytes, Portal] = field(default_factory=dict)

@@ -90,6 +90,24 @@ _UNKNOWN = Classification(
 )  # fmt: skip
 
 
+#: Requests remembered per session (see Relay._replay), and the largest answer remembered.
+MEMO_ENTRIES = 32
+MEMO_BYTES = 4096
+
+
+class _Memo:
+    __slots__ = ("response", "lookups", "digest", "statements", "syncs")
+
+    def __init__(
+        self, response: bytes, lookups: list, digest: object, statements: int, syncs: int
+    ) -> None:
+        self.response = response
+        self.lookups = lookups
+        self.digest = digest
+        self.statements = statements
+        self.syncs = syncs
+
+
 #: What planning or relaying what was read left to do (see _plan_buffered).
 _DONE, _AWAIT, _END = object(), object(), object()
 
@@ -114,7 +132,7 @@ class Unit:
     __slots__ = (
         "local", "ends", "extended", "sync", "stmt", "fill", "fill_ok", "swallow",
         "acknowledged", "undo", "include_end", "catalog", "held", "portal", "tag_delta",
-        "done",
+        "done", "answered",
     )  # fmt: skip
 
     def __init__(
@@ -159,6 +177,7 @@ class Unit:
         self.tag_delta = tag_delta
         #: Set when the unit is answered, for a client message waiting on it.
         self.done: trio.Event | None = None
+        self.answered = False
 
 
 def _serve(hit: bytes, served: int | None, max_rows: int) -> tuple[bytes, int] | None:
@@ -195,6 +214,7 @@ def _serve(hit: bytes, served: int | None, max_rows: int) -> tuple[bytes, int] |
 
 
 def _answered(unit: Unit) -> None:
+    unit.answered = True
     if unit.portal is not None and unit.portal.inflight is unit:
         unit.portal.inflight = None
     if unit.done is not None:
@@ -276,6 +296,13 @@ class Relay:
         self._origin_eof = False
         #: Whether both legs are plain TCP, served by the core's hot loop.
         self.direct = conn.direct(client, origin)
+        #: Requests answered wholly from the cache, by their exact bytes (see _replay),
+        #: and the lookups of the request being planned when it may become one.
+        self._memos: dict[bytes, _Memo] = {}
+        self._recording: list[tuple[bytes, Classification, bool, bytes]] | None = None
+        #: The last Parse sent to the origin per name, replayed or of the unnamed
+        #: statement, with its group (see _settle_parse).
+        self._parses: dict[bytes, tuple[Unit, int]] = {}
         self.log = conn.log.bind(cache=cache.id)
 
     async def run(self) -> None:
@@ -306,7 +333,11 @@ class Relay:
         """Whether a hit may rely on ``p``: made in this group (an error before it
         skips the hit too), first in its group (only its own Parse could fail, and
         a text with cached results parses), or every earlier group is answered."""
-        return self.can_hit and (p.group == self.group or p.first or not self.syncs_in_flight)
+        return self.can_hit and self._certain(p)
+
+    def _certain(self, p: Prepared) -> bool:
+        """Whether no error still to come can undo the client's Parse of ``p``."""
+        return p.group == self.group or p.first or not self.syncs_in_flight
 
     def _forward(self, raw: bytes, unit: Unit | None) -> None:
         self._to_origin.add(raw)
@@ -370,8 +401,81 @@ class Relay:
         if not data:
             self._client_eof = True
             return False
+        if not self._quiet():
+            self.client_reader.feed(data)
+            return self._plan_buffered() is _DONE and self._flush_nowait()
+        memo = self._memos.get(data)
+        if memo is not None and self._replay(memo):
+            return self._to_client.send_nowait()
         self.client_reader.feed(data)
-        return self._plan_buffered() is _DONE and self._flush_nowait()
+        self._recording = []
+        group = self.group
+        try:
+            todo = self._plan_buffered()
+        finally:
+            recorded, self._recording = self._recording, None
+        if todo is _DONE and recorded:
+            self._remember(data, recorded, self.group - group)
+        return todo is _DONE and self._flush_nowait()
+
+    # -- requests answered from memory ---------------------------------------
+    #
+    # A request answered wholly from the cache (a Query, or Parse/Bind/Describe/
+    # Execute up to Sync) is remembered by its exact bytes with the lookups it
+    # made. When the same bytes come again on a quiet session whose statements
+    # and state have not changed, the same lookups are made again (so freshness,
+    # TTLs, purges and statistics are exactly as on the long path) and, if each
+    # returns the same stored response, the remembered answer is sent without
+    # parsing or planning anything: most of a hit's cost in the extended protocol.
+
+    def _quiet(self) -> bool:
+        """Nothing in flight, buffered or owed, outside a transaction and a group."""
+        return (
+            not self.units
+            and self.can_hit
+            and not self.group_open
+            and not self.group_forwarded
+            and not self.skipping
+            and self._batch is None
+            and not self.client_reader.buffered
+            and not self._to_client
+            and not self._to_origin
+        )
+
+    def _lookup(self, key: bytes, stmt: Classification, *, record: bool = True) -> bytes | None:
+        hit = self.cache.lookup(key, stmt, record=record)
+        if hit is not None and self._recording is not None:
+            self._recording.append((key, stmt, record, hit))
+        return hit
+
+    def _remember(self, request: bytes, lookups: list, syncs: int) -> None:
+        if self.units or self._to_origin or self.group_open or self.client_reader.buffered:
+            return  # not answered wholly here, or not a whole request
+        parts = self._to_client.parts
+        if sum(map(len, parts)) > MEMO_BYTES:
+            return
+        if len(self._memos) >= MEMO_ENTRIES:
+            self._memos.clear()
+        self._memos[request] = _Memo(
+            b"".join(parts), lookups, self.state.digest,
+            self.views.client_statements.changes, syncs,
+        )  # fmt: skip
+
+    def _replay(self, memo: _Memo) -> bool:
+        if (
+            memo.digest is not self.state.digest
+            or memo.statements != self.views.client_statements.changes
+        ):
+            return False
+        lookup = self.cache.lookup
+        for key, stmt, record, hit in memo.lookups:
+            if lookup(key, stmt, record=record) is not hit:
+                return False
+        if memo.syncs:
+            self.group += memo.syncs
+            self.views.forget_portals()
+        self._to_client.add(memo.response)
+        return True
 
     def _plan_buffered(self) -> object:
         """Plan the client messages read so far: _DONE, or _END (the session ends),
@@ -470,7 +574,8 @@ class Relay:
         else:
             # CopyData/CopyDone/CopyFail and anything the origin will judge.
             self._forward(raw, None)
-        if kind != Frontend.SYNC:
+        if kind != Frontend.SYNC and kind != Frontend.QUERY:
+            # (A simple Query is a cycle of its own: its error skips nothing after it.)
             self.group_open = True
         return True
 
@@ -481,7 +586,7 @@ class Relay:
         fill = None
         if stmt.cacheable and self.can_hit:
             key = request_key(state.digest, text)
-            hit = cache.lookup(key, stmt)
+            hit = self._lookup(key, stmt)
             if hit is not None:
                 self._local(hit + READY_IDLE)
                 self.log.debug("cache.hit", fingerprint=stmt.fingerprint)
@@ -555,7 +660,7 @@ class Relay:
             p.stmt.cacheable
             and not name
             and self.can_hit
-            and self.cache.lookup(self._key(b"P", p), p.stmt, record=False) is not None
+            and self._lookup(self._key(b"P", p), p.stmt, record=False) is not None
         ):
             views.client_statements[name] = p
             self._local(PARSE_COMPLETE, undo)
@@ -586,15 +691,41 @@ class Relay:
             include_end=False,
         )  # fmt: skip
         self._forward(p.raw, unit)
+        if client_undo is None or not p.name:
+            self._parses[p.name] = (unit, self.group)
+        else:
+            self._parses.pop(p.name, None)
 
     def _ensure_statement(self, p: Prepared) -> None:
         if self.views.origin_statements.get(p.name) is not p:
             self._replay_parse(p)
 
+    def _settle_parse(self, p: Prepared | None) -> None:
+        """Wait (see _Wait) before planning a message that relies on the origin having
+        ``p`` when its Parse went there in an earlier group still in flight, and was
+        wirecache's replay or of the unnamed statement: an error before it in that
+        group skips it, and undoing that may bring back a statement the origin never
+        saw (one wirecache vouched for), so the views are right only once the group
+        is answered. A client's own Parse of a named statement needs no wait: if it
+        is skipped, the client's message fails at the origin as it would directly.
+        Likewise when the client's own Parse of ``p`` is in such a group: answered
+        by wirecache, it may yet be undone. Called before the message changes
+        anything, so that it can be planned again."""
+        if p is None:
+            return
+        if not self._certain(p):
+            raise _Wait(next(u for u in reversed(self.units) if u.sync))
+        if self.views.origin_statements.get(p.name) is not p:
+            return
+        parse = self._parses.get(p.name)
+        if parse is not None and not parse[0].answered and parse[1] != self.group:
+            raise _Wait(parse[0])
+
     def _bind(self, body: bytes, raw: bytes) -> None:
         portal_name, stmt_name, rest = split_bind(body)
         views = self.views
         p = views.client_statements.get(stmt_name)
+        self._settle_parse(p)
         portal = Portal(portal_name, p, rest, raw)
         previous = views.client_portals.get(portal_name)
         views.client_portals[portal_name] = portal
@@ -609,7 +740,7 @@ class Relay:
         # Only the unnamed portal is answered here: a named one must exist at
         # the origin, which refuses a name taken (the client may reuse one).
         if not portal_name and p is not None and p.stmt.cacheable and self._settled(p):
-            hit = self.cache.lookup(self._key(b"E", p, rest), p.stmt)
+            hit = self._lookup(self._key(b"E", p, rest), p.stmt)
             if hit is not None:
                 portal.hit = hit
                 self._local(BIND_COMPLETE, client_undo)
@@ -653,10 +784,11 @@ class Relay:
             portal = views.client_portals.get(name)
             p = portal.prepared if portal is not None else None
             tag, extra = b"T", portal.rest if portal is not None else b""
+        self._settle_parse(p)
         fill = None
         if p is not None and p.stmt.cacheable and self._settled(p):
             key = self._key(tag, p, extra)
-            hit = self.cache.lookup(key, p.stmt, record=False)
+            hit = self._lookup(key, p.stmt, record=False)
             if hit is not None:
                 self._local(hit)
                 return
@@ -672,6 +804,8 @@ class Relay:
         portal_name, max_rows = split_execute(body)
         portal = self.views.client_portals.get(portal_name)
         p = portal.prepared if portal is not None else None
+        if portal is None or portal.hit is None:
+            self._settle_parse(p)
         if portal is not None and portal.hit is not None:
             served = _serve(portal.hit, portal.served, max_rows)
             if served is not None:
@@ -873,10 +1007,11 @@ class Relay:
                     if kind == _C:
                         self._acknowledged(head)
                     ok = head.fill_ok and kind == _C
-                    self._finish(head, data, unit_start, end, ok=ok)
+                    start = unit_start
                     out_start, unit_start = self._end_unit(data, out, end, end, emit=kind != _E)
                     if kind == _E:
-                        self._skip_to_sync()
+                        self._skip_to_sync()  # (undoes later units first: see there)
+                    self._finish(head, data, start, end, ok=ok)
                 elif kind in _SPOIL_FILL:
                     head.fill_ok = False
                 continue
@@ -886,9 +1021,10 @@ class Relay:
                 count = int(data[off + 5 : end - 1].rsplit(b" ", 1)[1]) + head.tag_delta
                 out.append(m.command_complete(f"SELECT {count}"))
             if kind == _E and head.extended:
-                self._finish(head, data, unit_start, off, ok=False)
+                start = unit_start
                 out_start, unit_start = self._end_unit(data, out, out_start, end, emit=False)
                 self._skip_to_sync()
+                self._finish(head, data, start, off, ok=False)
                 continue
             if kind in head.ends:
                 if head.swallow:
@@ -955,17 +1091,22 @@ class Relay:
 
     def _skip_to_sync(self) -> None:
         """After an error the origin ignores everything up to Sync; so must the client's
-        answers from wirecache, and replays skipped with them are undone."""
+        answers from wirecache, and replays skipped with them are undone — latest
+        first, since each undo restores what was there before its own change (the
+        failed unit's own undo comes after these: see _relay_batch)."""
         units = self.units
+        undos = []
         while units and not units[0].sync:
             unit = units.popleft()
             if _blocks_hits(unit.stmt):
                 self.blocking -= 1
             _answered(unit)
             if unit.undo is not None:
-                unit.undo()
+                undos.append(unit.undo)
             if unit.fill is not None:
                 self.cache.finish_fill(unit.fill, False)
+        for undo in reversed(undos):
+            undo()
         if not units:
             # The client has not sent that Sync yet: what it sends before it
             # is ignored too (see _plan).
