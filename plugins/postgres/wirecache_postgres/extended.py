@@ -100,8 +100,9 @@ def split_execute(body: bytes) -> tuple[bytes, int]:
 
 
 class Statements(dict[bytes, Prepared]):
-    """The client's statements, counting changes: a request that wirecache
-    answers from memory (Relay._replay) is valid only while none happened."""
+    """The client's statements, counting changes of what a name stands for: a
+    request that wirecache answers from memory (Relay._replay) is valid only
+    while none happened."""
 
     __slots__ = ("changes",)
 
@@ -110,7 +111,11 @@ class Statements(dict[bytes, Prepared]):
         self.changes = 0
 
     def __setitem__(self, name: bytes, p: Prepared) -> None:
-        self.changes += 1
+        old = self.get(name)
+        if old is None or old.raw != p.raw:
+            # (The same Parse again, as drivers send for the unnamed statement,
+            # changes nothing a remembered answer depends on.)
+            self.changes += 1
         super().__setitem__(name, p)
 
     def __delitem__(self, name: bytes) -> None:

@@ -90,9 +90,10 @@ _UNKNOWN = Classification(
 )  # fmt: skip
 
 
-#: Requests remembered per session (see Relay._replay), and the largest answer remembered.
-MEMO_ENTRIES = 32
+#: The largest answer remembered (see Relay._replay), and the bytes of answers one
+#: session remembers at most (a hot set of a few hundred small rows fits).
 MEMO_BYTES = 4096
+MEMO_SESSION_BYTES = 64 * 1024
 
 
 class _Memo:
@@ -299,6 +300,7 @@ class Relay:
         #: Requests answered wholly from the cache, by their exact bytes (see _replay),
         #: and the lookups of the request being planned when it may become one.
         self._memos: dict[bytes, _Memo] = {}
+        self._memo_bytes = 0
         self._recording: list[tuple[bytes, Classification, bool, bytes]] | None = None
         #: The last Parse sent to the origin per name, replayed or of the unnamed
         #: statement, with its group (see _settle_parse).
@@ -454,10 +456,13 @@ class Relay:
         parts = self._to_client.parts
         if sum(map(len, parts)) > MEMO_BYTES:
             return
-        if len(self._memos) >= MEMO_ENTRIES:
+        response = b"".join(parts)
+        self._memo_bytes += len(response) + len(request)
+        if self._memo_bytes > MEMO_SESSION_BYTES:
             self._memos.clear()
+            self._memo_bytes = len(response) + len(request)
         self._memos[request] = _Memo(
-            b"".join(parts), lookups, self.state.digest,
+            response, lookups, self.state.digest,
             self.views.client_statements.changes, syncs,
         )  # fmt: skip
 
