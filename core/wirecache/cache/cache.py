@@ -107,7 +107,10 @@ class Cache:
         self._event_hook = event_hook
         self.classifier = Classifier(rules, policy=self._policy)
         directory.mkdir(parents=True, exist_ok=True)
-        self.entries = EntryStore(directory / "entries", config.memory_budget, config.disk_budget)
+        self.entries = EntryStore(
+            directory / "entries", config.memory_budget, config.disk_budget,
+            shared=shared_versions,
+        )  # fmt: skip
         self.versions = VersionStore(directory / "versions", shared=shared_versions)
         #: Catalog edges per database, supplied by the dialect (see
         #: :meth:`dependencies_due` and :meth:`set_dependencies`).

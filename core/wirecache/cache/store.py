@@ -18,6 +18,8 @@ from pathlib import Path
 import diskcache
 import structlog
 
+from wirecache.cache.keyfilter import KeyFilter
+
 log = structlog.get_logger("wirecache.cache")
 
 #: Bookkeeping bytes charged per L1 entry on top of its payload, so a budget
@@ -142,7 +144,9 @@ class EntryStore:
     """L1 over L2. ``get`` returns entries that have not expired; freshness
     against table versions is the caller's business (it owns the versions)."""
 
-    def __init__(self, directory: Path | None, memory_budget: int, disk_budget: int) -> None:
+    def __init__(
+        self, directory: Path | None, memory_budget: int, disk_budget: int, *, shared: bool = False
+    ) -> None:
         self.l1 = MemoryLRU(memory_budget)
         self.l2 = (
             diskcache.Cache(str(directory), size_limit=disk_budget, cull_limit=10)
@@ -150,11 +154,18 @@ class EntryStore:
             else None
         )
         self._writer = L2Writer(self.l2) if self.l2 is not None else None
+        #: The keys this process knows L2 may hold. Not with workers: the others
+        #: write to the same L2, so every L1 miss asks it.
+        self._in_l2 = (
+            KeyFilter(k for k in self.l2.iterkeys() if isinstance(k, bytes))
+            if self.l2 is not None and not shared
+            else None
+        )
 
     def get(self, key: bytes) -> Entry | None:
         entry = self.l1.get(key)
         if entry is None:
-            if self.l2 is None:
+            if self.l2 is None or (self._in_l2 is not None and key not in self._in_l2):
                 return None
             entry = self.l2.get(key)
             if entry is None:
@@ -170,6 +181,8 @@ class EntryStore:
             # results read once are never read again.
             entry.persisted = True
             self._writer.set(key, entry)
+            if self._in_l2 is not None:
+                self._in_l2.add(key)
         return entry
 
     def put(self, key: bytes, entry: Entry) -> None:
