@@ -491,6 +491,8 @@ class Relay:
         plan = self._plan
         while True:
             if self._batch is None:
+                if not reader.buffered:
+                    return _DONE
                 batch = reader.next_batch()
                 if batch is None:
                     header = reader.next_header(STREAM_THRESHOLD)
@@ -959,7 +961,7 @@ class Relay:
         if self._origin_large is not None:
             return _AWAIT
         reader = self.origin_reader
-        while True:
+        while reader.buffered:
             header = reader.next_header(STREAM_THRESHOLD)
             if header is not None:
                 self._origin_large = header
@@ -968,6 +970,7 @@ class Relay:
             if batch is None:
                 return _DONE
             self._relay_batch(*batch)
+        return _DONE
 
     def _origin_head(self) -> Unit | None:
         units = self.units
