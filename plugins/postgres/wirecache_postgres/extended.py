@@ -84,6 +84,23 @@ def split_bind(body: bytes) -> tuple[bytes, bytes, bytes]:
     return body[:i], body[i + 1 : j], body[j + 1 :]
 
 
+def result_formats(rest: bytes) -> bytes:
+    """The result-format part of a Bind body after its names (``rest``): what a
+    Describe of the portal depends on besides the statement, unlike the
+    parameter values. ``rest`` itself when it does not parse (then the origin
+    will refuse the Bind anyway)."""
+    try:
+        pos = 2 + 2 * int.from_bytes(rest[0:2], "big")
+        count = int.from_bytes(rest[pos : pos + 2], "big")
+        pos += 2
+        for _ in range(count):
+            size = int.from_bytes(rest[pos : pos + 4], "big", signed=True)
+            pos += 4 + max(size, 0)
+    except (IndexError, ValueError):
+        return rest
+    return rest[pos:] if pos + 2 <= len(rest) else rest
+
+
 def split_target(body: bytes, what: str) -> tuple[int, bytes]:
     """(kind 'S'/'P' as int, name) of a Describe or Close body."""
     if len(body) < 2 or body[-1] != 0 or body[0] not in (0x53, 0x50):

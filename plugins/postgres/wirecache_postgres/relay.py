@@ -46,6 +46,7 @@ from wirecache_postgres.extended import (
     Prepared,
     Views,
     deallocated,
+    result_formats,
     split_bind,
     split_execute,
     split_parse,
@@ -679,7 +680,10 @@ class Relay:
         views = self.views
         fill = None
         if p.stmt.cacheable and self.can_hit:
-            fill = self._begin_fill(self._key(b"P", p), p.stmt, record=False)
+            key = self._key(b"P", p)
+            # (A replay of a Parse wirecache vouched for: the proof is stored.)
+            if self.cache.lookup(key, p.stmt, record=False) is None:
+                fill = self._begin_fill(key, p.stmt, record=False)
         previous = views.origin_statements.get(p.name)
         views.origin_statements[p.name] = p
 
@@ -790,7 +794,7 @@ class Relay:
         else:
             portal = views.client_portals.get(name)
             p = portal.prepared if portal is not None else None
-            tag, extra = b"T", portal.rest if portal is not None else b""
+            tag, extra = b"T", result_formats(portal.rest) if portal is not None else b""
         self._settle_parse(p)
         fill = None
         if p is not None and p.stmt.cacheable and self._settled(p):
