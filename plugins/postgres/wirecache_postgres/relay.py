@@ -789,16 +789,17 @@ class Relay:
         views = self.views
         if target == ord("S"):
             p = views.client_statements.get(name)
-            tag, extra = b"S", b""
             portal = None
         else:
             portal = views.client_portals.get(name)
             p = portal.prepared if portal is not None else None
-            tag, extra = b"T", result_formats(portal.rest) if portal is not None else b""
         self._settle_parse(p)
         fill = None
         if p is not None and p.stmt.cacheable and self._settled(p):
-            key = self._key(tag, p, extra)
+            if portal is None:
+                key = self._key(b"S", p)
+            else:
+                key = self._key(b"T", p, result_formats(portal.rest))
             hit = self._lookup(key, p.stmt, record=False)
             if hit is not None:
                 self._local(hit)
