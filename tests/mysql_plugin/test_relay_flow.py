@@ -37,6 +37,14 @@ def _read_response(sock, reader, command: int, caps: int) -> list[bytes]:
             return payloads
 
 
+def _wait_until_sent(mariadb_server, marker: str) -> None:
+    """Until the origin has the statement tagged ``marker`` (it is then in flight)."""
+    deadline = time.monotonic() + 10
+    while mariadb_server.statement_count(marker) == 0:
+        assert time.monotonic() < deadline, "the slow statement never reached the origin"
+        time.sleep(0.02)
+
+
 @LEGS
 def test_commands_pipelined_behind_a_large_result(mariadb_server, proxy, tls, marker):
     """A client that sends its next commands without waiting, more of them than
@@ -78,10 +86,7 @@ def test_draining_lets_the_statement_in_flight_finish(mariadb_server, proxy, tls
 
         thread = threading.Thread(target=slow)
         thread.start()
-        deadline = time.monotonic() + 10
-        while mariadb_server.statement_count(marker) == 0:
-            assert time.monotonic() < deadline, "the slow statement never reached the origin"
-            time.sleep(0.02)
+        _wait_until_sent(mariadb_server, marker)
         proxy.call(proxy.server.shutdown)
         thread.join(20)
         assert got == [[(0, "finished")]]
@@ -108,10 +113,7 @@ def test_origin_gone_mid_query(mariadb_server, proxy, tls, marker):
 
         thread = threading.Thread(target=slow)
         thread.start()
-        deadline = time.monotonic() + 10
-        while mariadb_server.statement_count(marker) == 0:
-            assert time.monotonic() < deadline, "the slow statement never reached the origin"
-            time.sleep(0.02)
+        _wait_until_sent(mariadb_server, marker)
         admin = pymysql.connect(**mariadb_server.pymysql_kwargs(tls=False, ssl_disabled=True))
         with admin:
             rows(admin, f"KILL CONNECTION {origin_id}")
