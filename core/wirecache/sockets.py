@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket as stdlib_socket
+from collections.abc import Awaitable, Callable
 
 import trio
 from trio.lowlevel import checkpoint, checkpoint_if_cancelled, wait_readable, wait_writable
@@ -47,45 +48,37 @@ class DirectStream(trio.abc.HalfCloseableStream):
             self._streak = 0
             await checkpoint()
 
+    async def _wait(self, waiter: Callable[[stdlib_socket.socket], Awaitable[None]]) -> None:
+        self._streak = 0
+        try:
+            await waiter(self._raw)
+        except trio.ClosedResourceError:
+            raise trio.ClosedResourceError("this stream was closed") from None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("this stream was closed")
+
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         await checkpoint_if_cancelled()
-        raw = self._raw
-        size = max_bytes or 65536
         while True:
-            if self._closed:
-                raise trio.ClosedResourceError("this stream was closed")
-            try:
-                data = raw.recv(size)
-            except BlockingIOError:
-                self._streak = 0
-                try:
-                    await wait_readable(raw)
-                except trio.ClosedResourceError:
-                    raise trio.ClosedResourceError("this stream was closed") from None
-                continue
-            except OSError as e:
-                raise trio.BrokenResourceError(f"socket connection broken: {e}") from e
-            await self._fair()
-            return data
+            self._check_open()
+            data = self.receive_nowait(max_bytes or 65536)
+            if data is not None:
+                await self._fair()
+                return data
+            await self._wait(wait_readable)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        raw = self._raw
         view = memoryview(data)
         sent = 0
         total = len(view)
         while sent < total:
-            if self._closed:
-                raise trio.ClosedResourceError("this stream was closed")
-            try:
-                sent += raw.send(view[sent:] if sent else view)
-            except BlockingIOError:
-                self._streak = 0
-                try:
-                    await wait_writable(raw)
-                except trio.ClosedResourceError:
-                    raise trio.ClosedResourceError("this stream was closed") from None
-            except OSError as e:
-                raise trio.BrokenResourceError(f"socket connection broken: {e}") from e
+            self._check_open()
+            taken = self.send_nowait(view[sent:] if sent else view)
+            if not taken:
+                await self._wait(wait_writable)
+            sent += taken
         if total == 0:
             await checkpoint()
         else:
