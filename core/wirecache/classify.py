@@ -203,7 +203,10 @@ class Classifier:
         raw = text.encode() if isinstance(text, str) else text
         shape = literal_shape(raw)
         result = memo.get(shape) if shape is not None else None
-        if result is None:
+        if result is not None:
+            # Kept recent: texts with new literals each time would push it out.
+            memo.move_to_end(shape)  # type: ignore[arg-type]
+        else:
             result = self.classify_uncached(raw.decode("utf-8", "replace"))
             if result.cacheable and self._policy is not None:
                 result = self._policy(result)

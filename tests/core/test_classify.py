@@ -348,11 +348,21 @@ def test_policy_runs_once_per_text():
 
 def test_memo_is_bounded():
     classifier = Classifier(RULES, memo_size=3)
-    first = classifier.classify("SELECT 0")
+    first = classifier.classify("SELECT a FROM t0")
     for i in range(1, 5):
-        classifier.classify(f"SELECT {i}")
-    assert classifier.classify("SELECT 0") is not first
-    assert classifier.classify("SELECT 0") == first
+        classifier.classify(f"SELECT a FROM t{i}")
+    assert classifier.classify("SELECT a FROM t0") is not first
+    assert classifier.classify("SELECT a FROM t0") == first
+
+
+def test_a_shape_in_use_stays_in_the_memo():
+    """Texts with new literals each time (the simple protocol) fill the memo with
+    texts; the shape they share must not be pushed out by them, or sqlglot parses
+    the template again every ``memo_size`` statements."""
+    classifier = Classifier(RULES, memo_size=3)
+    first = classifier.classify("UPDATE t SET a = a + 1 WHERE id = 0")
+    for i in range(1, 20):
+        assert classifier.classify(f"UPDATE t SET a = a + {i} WHERE id = {i}") is first
 
 
 # -- robustness ---------------------------------------------------------------------
