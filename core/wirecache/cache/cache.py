@@ -236,7 +236,7 @@ class Cache:
                 deps.stale = True  # the schema may have changed: read it again
         self.versions.bump(database, tables)
         self.stats.invalidations += 1
-        self._log.info(
+        self._log.debug(
             "cache.invalidate", database=database,
             tables=sorted(tables) if tables is not None else "*",
         )  # fmt: skip

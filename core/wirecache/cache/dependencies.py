@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 #: How long a catalog reading is trusted before a new session re-reads it.
 REFRESH_SECONDS = 60.0
+#: Distinct sets of written tables whose closure is remembered.
+WRITTEN_MEMO = 4096
 
 
 @dataclass
@@ -39,6 +41,11 @@ class Dependencies:
     unknown: bool = False
     loaded_at: float = field(default_factory=time.monotonic)
     stale: bool = False
+    #: written_tables answers by the tables written: the edges never change
+    #: (a new reading is a new object), and every write asks again.
+    _written: dict[frozenset[str], frozenset[str] | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def unknown_edges(cls) -> Dependencies:
@@ -86,6 +93,15 @@ class Dependencies:
         """What a write to ``tables`` may change; None: the whole database."""
         if tables is None or self.unknown or self.stale:
             return None  # a stale reading may lack edges the last DDL added
+        try:
+            return self._written[tables]
+        except KeyError:
+            if len(self._written) >= WRITTEN_MEMO:
+                self._written.clear()
+            found = self._written[tables] = self._close_written(tables)
+            return found
+
+    def _close_written(self, tables: frozenset[str]) -> frozenset[str] | None:
         if self.opaque and not self.opaque.isdisjoint(tables):
             return None
         # A write through a view lands in its base tables.

@@ -105,8 +105,9 @@ class VersionStore:
         """Advance the counters of ``tables`` (all of ``database`` when ``None``)."""
         keys = [("db", database)] if tables is None else [("t", database, t) for t in tables]
         if not self._shared:
+            mirror, get = self._mirror, self._get
             for key in keys:
-                self._mirror[key] = self._get(key) + 1
+                mirror[key] = get(key) + 1
             self._changed.update(keys)
             return
         for key in keys:
