@@ -116,6 +116,48 @@ def split_execute(body: bytes) -> tuple[bytes, int]:
     return body[:i], int.from_bytes(body[i + 1 :], "big", signed=True)
 
 
+_DESCRIBE_UNNAMED_PORTAL = b"D\0\0\0\x06P\0"
+_EXECUTE_UNNAMED_PORTAL = b"E\0\0\0\x09\0\0\0\0\0"  # all rows
+_SYNC = b"S\0\0\0\x04"
+
+
+def statement_run(data: bytes) -> tuple[bytes | None, bytes] | None:
+    """How drivers run one statement, recognised in the bytes of one read: an
+    optional Parse of the unnamed statement, a Bind of the unnamed portal, an
+    optional Describe of it, an Execute of all its rows, a Sync, and nothing
+    else (libpq's PQexecParams and PQexecPrepared, psycopg, asyncpg, JDBC).
+    Returns (the Parse message or None, the statement name the Bind names);
+    None for anything else, malformed bytes included (the message-by-message
+    path then reads, checks and plans them)."""
+    end = len(data) - 5
+    if end < 17 or not data.endswith(_SYNC):
+        return None
+    pos = 0
+    parse = None
+    if data[0] == 0x50:  # 'P'
+        size = 1 + int.from_bytes(data[1:5], "big")
+        if size < 8 or size > end or data[5] != 0:
+            return None
+        parse, pos = data[:size], size
+    if data[pos] != 0x42 or pos + 7 > end:  # 'B', and room for its two names
+        return None
+    bind_end = pos + 1 + int.from_bytes(data[pos + 1 : pos + 5], "big")
+    if bind_end > end or data[pos + 5] != 0:
+        return None
+    name_end = data.find(0, pos + 6, bind_end)
+    if name_end < 0:
+        return None
+    name = data[pos + 6 : name_end]
+    pos = bind_end
+    if data.startswith(_DESCRIBE_UNNAMED_PORTAL, pos):
+        pos += len(_DESCRIBE_UNNAMED_PORTAL)
+    if pos + len(_EXECUTE_UNNAMED_PORTAL) != end or not data.startswith(
+        _EXECUTE_UNNAMED_PORTAL, pos
+    ):
+        return None
+    return parse, name
+
+
 class Statements(dict[bytes, Prepared]):
     """The client's statements, counting changes of what a name stands for: a
     request that wirecache answers from memory (Relay._replay) is valid only

@@ -74,6 +74,22 @@ class ProtocolError(Exception):
         self.message = message
 
 
+def whole_messages(data: bytes, max_message_length: int = MAX_MESSAGE_LENGTH) -> list[int] | None:
+    """The offsets of the messages in ``data`` when it holds exactly complete,
+    valid messages, as one read usually does; else None, and the caller feeds a
+    :class:`MessageReader`, which keeps what is incomplete and reports what is
+    invalid. Saves the reader's buffering on the common path."""
+    offsets = []
+    pos, end = 0, len(data)
+    while pos + 5 <= end:
+        length = _int32_at(data, pos + 1)[0]
+        if length < 4 or length > max_message_length:
+            return None
+        offsets.append(pos)
+        pos += 1 + length
+    return offsets if pos == end and offsets else None
+
+
 def frame(type_byte: int, body: bytes) -> bytes:
     """Return the wire form of one regular message: type, length, body."""
     return _header(type_byte, len(body) + 4) + body

@@ -51,8 +51,9 @@ from wirecache_postgres.extended import (
     split_execute,
     split_parse,
     split_target,
+    statement_run,
 )
-from wirecache_postgres.framing import MessageReader, ProtocolError
+from wirecache_postgres.framing import MessageReader, ProtocolError, whole_messages
 from wirecache_postgres.messages import Backend, Frontend
 from wirecache_postgres.state import SessionState
 from wirecache_postgres.wire import READ_SIZE, PeerClosed
@@ -134,7 +135,7 @@ class Unit:
     __slots__ = (
         "local", "ends", "extended", "sync", "stmt", "fill", "fill_ok", "swallow",
         "acknowledged", "undo", "include_end", "catalog", "held", "portal", "tag_delta",
-        "done", "answered",
+        "done", "answered", "blocks", "special", "on_error",
     )  # fmt: skip
 
     def __init__(
@@ -180,6 +181,13 @@ class Unit:
         #: Set when the unit is answered, for a client message waiting on it.
         self.done: trio.Event | None = None
         self.answered = False
+        #: Whether no hit may overtake it while in flight (see Relay.blocking).
+        self.blocks = stmt is not None and stmt.kind is not StatementKind.READ
+        #: Whether its messages are read or cut by wirecache (see _relay_batch).
+        self.special = catalog is not None or portal is not None
+        #: Called at an ErrorResponse in a unit that spans a whole group (see
+        #: Relay._run_through).
+        self.on_error: Callable[[], None] | None = None
 
 
 def _serve(hit: bytes, served: int | None, max_rows: int) -> tuple[bytes, int] | None:
@@ -237,10 +245,6 @@ def _messages(data: bytes) -> list[bytes]:
         out.append(data[pos:nxt])
         pos = nxt
     return out
-
-
-def _blocks_hits(stmt: Classification | None) -> bool:
-    return stmt is not None and stmt.kind is not StatementKind.READ
 
 
 class Relay:
@@ -346,7 +350,7 @@ class Relay:
         self._to_origin.add(raw)
         if unit is not None:
             self.units.append(unit)
-            if _blocks_hits(unit.stmt):
+            if unit.blocks:
                 self.blocking += 1
 
     def _local(self, data: bytes, undo: Callable[[], None] | None = None) -> None:
@@ -404,13 +408,37 @@ class Relay:
         if not data:
             self._client_eof = True
             return False
-        if not self._quiet():
-            self.client_reader.feed(data)
-            return self._plan_buffered() is _DONE and self._flush_nowait()
-        memo = self._memos.get(data)
-        if memo is not None and self._replay(memo):
-            return self._to_client.send_nowait()
-        self.client_reader.feed(data)
+        if self._at_rest():
+            if self.can_hit:
+                memo = self._memos.get(data)
+                if memo is not None and self._replay(memo):
+                    return self._to_client.send_nowait()
+            if self._run_through(data):
+                return self._to_origin.send_nowait()
+            if self.can_hit:
+                return self._plan_remembering(data)
+        self._take(data)
+        return self._plan_buffered() is _DONE and self._flush_nowait()
+
+    def _take(self, data: bytes) -> None:
+        """Hand client bytes to planning: as a batch of whole messages when they are
+        (see whole_messages), else through the reader."""
+        reader = self.client_reader
+        if (
+            self._batch is None
+            and not reader.buffered
+            and not reader.stream_remaining
+            and len(data) < STREAM_THRESHOLD
+        ):
+            offsets = whole_messages(data, reader.max_message_length)
+            if offsets is not None:
+                self._batch = [data, offsets, 0]
+                return
+        reader.feed(data)
+
+    def _plan_remembering(self, data: bytes) -> bool:
+        """Plan a request on a quiet session, remembering it if the cache answers it."""
+        self._take(data)
         self._recording = []
         group = self.group
         try:
@@ -421,21 +449,78 @@ class Relay:
             self._remember(data, recorded, self.group - group)
         return todo is _DONE and self._flush_nowait()
 
+    def _run_through(self, data: bytes) -> bool:
+        """Forward a statement run (see extended.statement_run) that wirecache will
+        neither answer nor store as one unit up to its ReadyForQuery, without
+        planning its messages one by one: what the long path would leave behind
+        is known without it. The statement is one both views have (or the run's
+        own Parse of the unnamed statement), so nothing is replayed; the unnamed
+        portal ends with the Sync; and an error anywhere in the run ends at that
+        same Sync. Only on a session with nothing in flight (see _at_rest)."""
+        run = statement_run(data)
+        if run is None:
+            return False
+        parse, name = run
+        views = self.views
+        p = views.client_statements.get(name)
+        if parse is not None:
+            if name:
+                return False
+            if p is None or parse != p.raw:
+                try:
+                    _, text, types = split_parse(parse[5:])
+                except ProtocolError:
+                    return False  # (the long path reports it)
+                p = Prepared(b"", text, types, self.cache.classify(text), parse)
+            # Parsed again, first in this group (see _certain).
+            p.group, p.first = self.group, True
+        elif p is None or views.origin_statements.get(name) is not p:
+            return False
+        if p.stmt.cacheable and self.can_hit:
+            return False
+        unit = Unit(ends=_ENDS_SYNC, sync=True, stmt=p.stmt, include_end=False)
+        if parse is not None:
+            views.client_statements[b""] = views.origin_statements[b""] = p
+            self._parses[b""] = (unit, self.group)
+
+            def forget() -> None:
+                # PostgreSQL drops the unnamed statement before it parses a new
+                # one: after an error here it may or may not exist. Either way the
+                # origin judges what the client sends next.
+                if views.client_statements.get(b"") is p:
+                    del views.client_statements[b""]
+                if views.origin_statements.get(b"") is p:
+                    del views.origin_statements[b""]
+
+            unit.on_error = forget
+        self.group_forwarded = True  # (as at an Execute: no catalog query in a group)
+        self._sent(p.text, p.stmt)
+        self._forward(data, unit)
+        self.group += 1
+        self.syncs_in_flight += 1
+        self.group_forwarded = False
+        if self.can_hit:
+            views.forget_portals()
+        else:
+            views.client_portals.pop(b"", None)
+            views.origin_portals.pop(b"", None)
+        return True
+
     # -- requests answered from memory ---------------------------------------
     #
     # A request answered wholly from the cache (a Query, or Parse/Bind/Describe/
     # Execute up to Sync) is remembered by its exact bytes with the lookups it
-    # made. When the same bytes come again on a quiet session whose statements
-    # and state have not changed, the same lookups are made again (so freshness,
-    # TTLs, purges and statistics are exactly as on the long path) and, if each
-    # returns the same stored response, the remembered answer is sent without
-    # parsing or planning anything: most of a hit's cost in the extended protocol.
+    # made. When the same bytes come again on a quiet session (at rest, outside a
+    # transaction) whose statements and state have not changed, the same lookups
+    # are made again (so freshness, TTLs, purges and statistics are exactly as on
+    # the long path) and, if each returns the same stored response, the remembered
+    # answer is sent without parsing or planning anything: most of a hit's cost in
+    # the extended protocol.
 
-    def _quiet(self) -> bool:
-        """Nothing in flight, buffered or owed, outside a transaction and a group."""
+    def _at_rest(self) -> bool:
+        """Nothing in flight, buffered or owed, and outside a group."""
         return (
             not self.units
-            and self.can_hit
             and not self.group_open
             and not self.group_forwarded
             and not self.skipping
@@ -957,7 +1042,13 @@ class Relay:
         if not data:
             self._origin_eof = True
             return False
-        self.origin_reader.feed(data)
+        reader = self.origin_reader
+        if not reader.buffered and not reader.stream_remaining and len(data) < STREAM_THRESHOLD:
+            offsets = whole_messages(data, reader.max_message_length)
+            if offsets is not None:
+                self._relay_batch(data, offsets)
+                return self._to_client.send_nowait()
+        reader.feed(data)
         return self._relay_buffered() is _DONE and self._to_client.send_nowait()
 
     def _relay_buffered(self) -> object:
@@ -1000,44 +1091,10 @@ class Relay:
                 continue
             if head is None:
                 continue  # nothing expected: relay as it is
-            if head.catalog is not None:
-                out.append(data[out_start:off])
-                out_start = end
-                if kind == Backend.DATA_ROW:
-                    head.catalog.append(list(m.parse_data_row(data[off + 5 : end]).values))
-                elif kind == _E:
-                    head.fill_ok = False
-                elif kind == _Z:
-                    self._catalog_read(head)
-                    out_start, unit_start = self._end_unit(data, out, out_start, end)
-                continue
-            if head.held is not None:
-                out.append(data[out_start:off])
-                out_start = end
-                head.held.append(data[off:end])
-                if kind == _E or kind in head.ends:
-                    out.append(self._cut(head, kind))
-                    if kind == _C:
-                        self._acknowledged(head)
-                    ok = head.fill_ok and kind == _C
-                    start = unit_start
-                    out_start, unit_start = self._end_unit(data, out, end, end, emit=kind != _E)
-                    if kind == _E:
-                        self._skip_to_sync()  # (undoes later units first: see there)
-                    self._finish(head, data, start, end, ok=ok)
-                elif kind in _SPOIL_FILL:
-                    head.fill_ok = False
-                continue
-            if head.tag_delta and kind == _C:
-                out.append(data[out_start:off])
-                out_start = end
-                count = int(data[off + 5 : end - 1].rsplit(b" ", 1)[1]) + head.tag_delta
-                out.append(m.command_complete(f"SELECT {count}"))
-            if kind == _E and head.extended:
-                start = unit_start
-                out_start, unit_start = self._end_unit(data, out, out_start, end, emit=False)
-                self._skip_to_sync()
-                self._finish(head, data, start, off, ok=False)
+            if head.special:
+                out_start, unit_start = self._relay_special(
+                    head, kind, data, off, end, out, out_start, unit_start
+                )
                 continue
             if kind in head.ends:
                 if head.swallow:
@@ -1049,11 +1106,27 @@ class Relay:
                     ok = head.fill_ok and ready == "I"
                 else:
                     if kind == _C:
+                        if head.tag_delta:
+                            out.append(data[out_start:off])
+                            out_start = end
+                            count = int(data[off + 5 : end - 1].rsplit(b" ", 1)[1])
+                            out.append(m.command_complete(f"SELECT {count + head.tag_delta}"))
                         self._acknowledged(head)
                     ok = head.fill_ok and kind != Backend.PORTAL_SUSPENDED
-                self._finish(head, data, unit_start, end if head.include_end else off, ok=ok)
+                if head.fill is not None or (not ok and head.undo is not None):
+                    self._finish(head, data, unit_start, end if head.include_end else off, ok=ok)
                 out_start, unit_start = self._end_unit(data, out, out_start, end)
                 continue
+            if kind == _E:
+                if head.extended:
+                    start = unit_start
+                    out_start, unit_start = self._end_unit(data, out, out_start, end, emit=False)
+                    self._skip_to_sync()
+                    self._finish(head, data, start, off, ok=False)
+                    continue
+                if head.on_error is not None:
+                    head.on_error()
+                    head.on_error = None
             if kind in _SPOIL_FILL:
                 head.fill_ok = False
             elif kind == _C:
@@ -1065,6 +1138,40 @@ class Relay:
             head.fill.add(data[unit_start:])
         if not units:
             self._units_done.set()
+
+    def _relay_special(
+        self, head: Unit, kind: int, data: bytes, off: int, end: int, out: list[bytes],
+        out_start: int, unit_start: int,
+    ) -> tuple[int, int]:  # fmt: skip
+        """One message answering wirecache's catalog query (read here, never relayed)
+        or an Execute whose answer is held and cut (see _cut); returns the new
+        ``out_start`` and ``unit_start`` of _relay_batch."""
+        out.append(data[out_start:off])
+        out_start = end
+        if head.catalog is not None:
+            if kind == Backend.DATA_ROW:
+                head.catalog.append(list(m.parse_data_row(data[off + 5 : end]).values))
+            elif kind == _E:
+                head.fill_ok = False
+            elif kind == _Z:
+                self._catalog_read(head)
+                return self._end_unit(data, out, out_start, end)
+            return out_start, unit_start
+        assert head.held is not None
+        head.held.append(data[off:end])
+        if kind == _E or kind in head.ends:
+            out.append(self._cut(head, kind))
+            if kind == _C:
+                self._acknowledged(head)
+            ok = head.fill_ok and kind == _C
+            positions = self._end_unit(data, out, end, end, emit=kind != _E)
+            if kind == _E:
+                self._skip_to_sync()  # (undoes later units first: see there)
+            self._finish(head, data, unit_start, end, ok=ok)
+            return positions
+        if kind in _SPOIL_FILL:
+            head.fill_ok = False
+        return out_start, unit_start
 
     def _cut(self, unit: Unit, kind: int) -> bytes:
         """What the client's Execute with a row limit of 1 gets from the held answer
@@ -1092,11 +1199,14 @@ class Relay:
         """Pop the finished head, then emit wirecache's answers queued behind it."""
         units = self.units
         unit = units.popleft()
-        if _blocks_hits(unit.stmt):
+        if unit.blocks:
             self.blocking -= 1
         if unit.sync:
             self.syncs_in_flight -= 1
-        _answered(unit)
+        if unit.portal is None and unit.done is None:
+            unit.answered = True
+        else:
+            _answered(unit)
         out.append(data[out_start:end])
         while emit and units and units[0].local is not None:
             out.append(units.popleft().local)  # type: ignore[arg-type]
@@ -1111,7 +1221,7 @@ class Relay:
         undos = []
         while units and not units[0].sync:
             unit = units.popleft()
-            if _blocks_hits(unit.stmt):
+            if unit.blocks:
                 self.blocking -= 1
             _answered(unit)
             if unit.undo is not None:
@@ -1147,18 +1257,24 @@ class Relay:
 
         Every CommandComplete of a write bumps again: in a multi-statement
         text only the last one follows the commit. A COMMIT bumps what its
-        transaction wrote.
+        transaction wrote. A write inside an explicit transaction (the last
+        ReadyForQuery said ``T``) that does not itself end it is not committed
+        by its CommandComplete: it is only remembered, and bumped when the
+        transaction ends (by the COMMIT's CommandComplete, or by the next idle
+        ReadyForQuery if an Execute after a COMMIT in the same group wrote).
+        Until then other sessions read what was there before, as cached.
         """
         stmt = head.stmt
         if stmt is None:
             return
         if stmt.is_write:
-            self._invalidate(stmt.writes)
             head.acknowledged = True
             # Maybe not committed yet (an explicit transaction, the implicit
             # one of an extended-protocol group or of a multi-statement
             # text): bump again at the next idle ReadyForQuery.
             self.state.note_write(stmt)
+            if self.state.tx_status != "T" or stmt.tx is not TxEffect.NONE:
+                self._invalidate(stmt.writes)
         if stmt.tx is TxEffect.END and (tx := self.state.tx_writes) != frozenset():
             self._invalidate(tx)
 
