@@ -483,16 +483,9 @@ class Relay:
             views.client_statements[b""] = views.origin_statements[b""] = p
             self._parses[b""] = (unit, self.group)
 
-            def forget() -> None:
-                # PostgreSQL drops the unnamed statement before it parses a new
-                # one: after an error here it may or may not exist. Either way the
-                # origin judges what the client sends next.
-                if views.client_statements.get(b"") is p:
-                    del views.client_statements[b""]
-                if views.origin_statements.get(b"") is p:
-                    del views.origin_statements[b""]
-
-            unit.on_error = forget
+            # After an error anywhere in the run the unnamed statement may or may
+            # not exist (see _forget_unnamed): the origin judges what comes next.
+            unit.on_error = lambda: self._forget_unnamed(p)
         self.group_forwarded = True  # (as at an Execute: no catalog query in a group)
         self._sent(p.text, p.stmt)
         self._forward(data, unit)
@@ -623,6 +616,7 @@ class Relay:
         """A message too large to hold is streamed through, unseen."""
         if kind == Frontend.QUERY:
             # Whatever it does to the session, no key from before matches after.
+            self._drop_unnamed(at_origin=True)
             self._sent(secrets.token_bytes(16), _UNKNOWN)
             self._forward(b"", Unit(stmt=_UNKNOWN))
         elif kind in (Frontend.PARSE, Frontend.BIND):
@@ -682,12 +676,28 @@ class Relay:
             hit = self._lookup(key, stmt)
             if hit is not None:
                 self._local(hit + READY_IDLE)
+                self._drop_unnamed(at_origin=False)
                 self.log.debug("cache.hit", fingerprint=stmt.fingerprint)
                 return
             fill = self._begin_fill(key, stmt)
             self.log.debug("cache.miss", fingerprint=stmt.fingerprint)
+        self._drop_unnamed(at_origin=True)
         self._sent(text, stmt)
         self._forward(raw, Unit(ends=_ENDS_SYNC, stmt=stmt, fill=fill, include_end=False))
+
+    def _drop_unnamed(self, *, at_origin: bool) -> None:
+        """A simple Query ends the unnamed statement and portal (PostgreSQL drops
+        them before it runs one): in the client's view always, in the origin's
+        when the Query reaches it. (Left alone: a client that binds the unnamed
+        statement right after a Query answered from the cache, which the origin
+        would refuse, reaches an origin that still has it.)"""
+        views = self.views
+        if b"" in views.client_statements:
+            del views.client_statements[b""]
+        views.client_portals.pop(b"", None)
+        if at_origin:
+            views.origin_statements.pop(b"", None)
+            views.origin_portals.pop(b"", None)
 
     def _begin_fill(self, key: bytes, stmt: Classification, *, record: bool = True) -> Fill:
         """Start collecting a miss (reading the catalog edges first when they are due)."""
@@ -786,11 +796,23 @@ class Relay:
             ends=_ENDS_PARSE, extended=True, fill=fill, swallow=client_undo is None, undo=undo,
             include_end=False,
         )  # fmt: skip
+        if not p.name and client_undo is not None:
+            # Skipped, it leaves the unnamed statement there was; refused, none.
+            unit.on_error = lambda: self._forget_unnamed(p)
         self._forward(p.raw, unit)
         if client_undo is None or not p.name:
             self._parses[p.name] = (unit, self.group)
         else:
             self._parses.pop(p.name, None)
+
+    def _forget_unnamed(self, p: Prepared) -> None:
+        """A Parse of the unnamed statement ``p`` failed: PostgreSQL drops the
+        unnamed statement before it parses a new one, so none is left."""
+        views = self.views
+        if views.client_statements.get(b"") is p:
+            del views.client_statements[b""]
+        if views.origin_statements.get(b"") is p:
+            del views.origin_statements[b""]
 
     def _ensure_statement(self, p: Prepared) -> None:
         if self.views.origin_statements.get(p.name) is not p:
@@ -1113,7 +1135,7 @@ class Relay:
                             out.append(m.command_complete(f"SELECT {count + head.tag_delta}"))
                         self._acknowledged(head)
                     ok = head.fill_ok and kind != Backend.PORTAL_SUSPENDED
-                if head.fill is not None or (not ok and head.undo is not None):
+                if head.fill is not None:
                     self._finish(head, data, unit_start, end if head.include_end else off, ok=ok)
                 out_start, unit_start = self._end_unit(data, out, out_start, end)
                 continue
@@ -1122,7 +1144,7 @@ class Relay:
                     start = unit_start
                     out_start, unit_start = self._end_unit(data, out, out_start, end, emit=False)
                     self._skip_to_sync()
-                    self._finish(head, data, start, off, ok=False)
+                    self._finish(head, data, start, off, ok=False, failed=True)
                     continue
                 if head.on_error is not None:
                     head.on_error()
@@ -1167,7 +1189,7 @@ class Relay:
             positions = self._end_unit(data, out, end, end, emit=kind != _E)
             if kind == _E:
                 self._skip_to_sync()  # (undoes later units first: see there)
-            self._finish(head, data, unit_start, end, ok=ok)
+            self._finish(head, data, unit_start, end, ok=ok, failed=kind == _E)
             return positions
         if kind in _SPOIL_FILL:
             head.fill_ok = False
@@ -1235,9 +1257,16 @@ class Relay:
             # is ignored too (see _plan).
             self.skipping = True
 
-    def _finish(self, head: Unit, data: bytes, start: int, stop: int, *, ok: bool) -> None:
-        if not ok and head.undo is not None:
-            head.undo()
+    def _finish(
+        self, head: Unit, data: bytes, start: int, stop: int, *, ok: bool, failed: bool = False
+    ) -> None:
+        """Store ``head``'s fill if ``ok``; if the origin refused its message
+        (``failed``), put the views back as that refusal leaves them."""
+        if failed:
+            if head.on_error is not None:
+                head.on_error()
+            elif head.undo is not None:
+                head.undo()
         if head.fill is not None:
             if head.fill_ok and stop > start:
                 head.fill.add(data[start:stop])
