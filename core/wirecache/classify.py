@@ -406,7 +406,9 @@ class Classifier:
         writes: frozenset[str] | None = frozenset()
         for r in results:
             writes = None if (writes is None or r.writes is None) else writes | r.writes
-        tx = next((r.tx for r in results if r.tx is not TxEffect.NONE), TxEffect.NONE)
+        # A COMMIT anywhere in the text ends a transaction (invalidation follows END).
+        effects = [r.tx for r in results if r.tx is not TxEffect.NONE]
+        tx = TxEffect.END if TxEffect.END in effects else next(iter(effects), TxEffect.NONE)
         kinds = {r.kind for r in results}
         kind = kinds.pop() if len(kinds) == 1 else StatementKind.UNKNOWN
         reasons = [r.reason for r in results if r.reason]

@@ -281,6 +281,8 @@ def test_multi_statement_with_unknown_invalidates_everything(classifier):
 def test_multi_statement_transaction_effect(classifier):
     assert classify(classifier, "BEGIN; SELECT 1").tx is TxEffect.BEGIN
     assert classify(classifier, "SELECT 1; COMMIT").tx is TxEffect.END
+    # A COMMIT between two BEGINs still commits: what was written must be bumped.
+    assert classify(classifier, "BEGIN; COMMIT; BEGIN").tx is TxEffect.END
 
 
 @pytest.mark.parametrize(

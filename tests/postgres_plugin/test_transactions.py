@@ -89,7 +89,10 @@ def test_write_in_a_transaction_invalidates_at_commit(pg_server, proxy, marker, 
         assert pg_server.statement_count(marker) == before_commit + 1
 
 
-@pytest.mark.parametrize("commit", ["COMMIT", "END", "commit /* c */"])
+# (The last two commit and leave a transaction open: the ReadyForQuery says T.)
+@pytest.mark.parametrize(
+    "commit", ["COMMIT", "END", "commit /* c */", "COMMIT AND CHAIN", "BEGIN; COMMIT; BEGIN"]
+)
 def test_commit_spellings(pg_server, proxy, marker, table, commit):
     query = f"SELECT v FROM {table} WHERE id = 2 {marker}"
     with connect(pg_server, proxy) as reader, connect(pg_server, proxy) as writer:
