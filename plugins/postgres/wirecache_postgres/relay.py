@@ -349,9 +349,20 @@ class Relay:
     def _forward(self, raw: bytes, unit: Unit | None) -> None:
         self._to_origin.add(raw)
         if unit is not None:
-            self.units.append(unit)
-            if unit.blocks:
-                self.blocking += 1
+            self._expect(unit)
+
+    def _forward_ahead(self, raw: bytes, sent: int | None, unit: Unit) -> None:
+        """:meth:`_forward` of ``raw`` of which Outbox.send_ahead sent ``sent`` bytes."""
+        if sent is None:
+            self._to_origin.add(raw)
+        elif sent < len(raw):
+            self._to_origin.add(raw[sent:])
+        self._expect(unit)
+
+    def _expect(self, unit: Unit) -> None:
+        self.units.append(unit)
+        if unit.blocks:
+            self.blocking += 1
 
     def _local(self, data: bytes, undo: Callable[[], None] | None = None) -> None:
         if self.units:
@@ -417,6 +428,8 @@ class Relay:
                 return self._to_origin.send_nowait()
             if self.can_hit:
                 return self._plan_remembering(data)
+            if self._query_ahead(data):
+                return self._to_origin.send_nowait()
         self._take(data)
         return self._plan_buffered() is _DONE and self._flush_nowait()
 
@@ -449,6 +462,26 @@ class Relay:
             self._remember(data, recorded, self.group - group)
         return todo is _DONE and self._flush_nowait()
 
+    def _query_ahead(self, data: bytes) -> bool:
+        """Send a lone Query in a transaction (where the cache neither answers nor
+        stores) before planning it, so the origin runs it meanwhile. Not when the
+        catalog edges are due: their query would have to go first."""
+        if (
+            len(data) < 6
+            or data[0] != Frontend.QUERY
+            or data[-1] != 0
+            or int.from_bytes(data[1:5], "big") + 1 != len(data)
+            or self.cache.dependencies_due(self.state.database)
+        ):
+            return False
+        sent = self._to_origin.send_ahead(data)
+        text = data[5:-1]
+        stmt = self.cache.classify(text)
+        self._drop_unnamed(at_origin=True)
+        self._sent(text, stmt, catalog=False)
+        self._forward_ahead(data, sent, Unit(ends=_ENDS_SYNC, stmt=stmt, include_end=False))
+        return True
+
     def _run_through(self, data: bytes) -> bool:
         """Forward a statement run (see extended.statement_run) that wirecache will
         neither answer nor store as one unit up to its ReadyForQuery, without
@@ -478,6 +511,8 @@ class Relay:
             return False
         if p.stmt.cacheable and self.can_hit:
             return False
+        # The origin starts on it while the bookkeeping below is done.
+        sent = self._to_origin.send_ahead(data)
         unit = Unit(ends=_ENDS_SYNC, sync=True, stmt=p.stmt, include_end=False)
         if parse is not None:
             views.client_statements[b""] = views.origin_statements[b""] = p
@@ -488,7 +523,7 @@ class Relay:
             unit.on_error = lambda: self._forget_unnamed(p)
         self.group_forwarded = True  # (as at an Execute: no catalog query in a group)
         self._sent(p.text, p.stmt)
-        self._forward(data, unit)
+        self._forward_ahead(data, sent, unit)
         self.group += 1
         self.syncs_in_flight += 1
         self.group_forwarded = False
@@ -720,9 +755,10 @@ class Relay:
             self.catalog_pending = True
             self._forward(m.query(catalog.QUERY), Unit(ends=_ENDS_SYNC, catalog=[]))
 
-    def _sent(self, text: bytes, stmt: Classification) -> None:
-        """Bookkeeping for a statement about to execute at the origin."""
-        if stmt.is_write:
+    def _sent(self, text: bytes, stmt: Classification, *, catalog: bool = True) -> None:
+        """Bookkeeping for a statement about to execute at the origin (``catalog``:
+        read the catalog edges first if a write finds them due)."""
+        if catalog and stmt.is_write:
             self._refresh_catalog()
         self.state.statement_sent(text, stmt)
         if stmt.kind is StatementKind.SESSION or stmt.kind is StatementKind.UNKNOWN:
@@ -1068,6 +1104,14 @@ class Relay:
         if not reader.buffered and not reader.stream_remaining and len(data) < STREAM_THRESHOLD:
             offsets = whole_messages(data, reader.max_message_length)
             if offsets is not None:
+                if self._verbatim(data, offsets):
+                    sent = self._to_client.send_ahead(data)
+                    if sent is not None:
+                        self._relay_batch(data, offsets, [])
+                        if sent == len(data):
+                            return True
+                        self._to_client.add(data[sent:])
+                        return self._to_client.send_nowait()
                 self._relay_batch(data, offsets)
                 return self._to_client.send_nowait()
         reader.feed(data)
@@ -1094,8 +1138,33 @@ class Relay:
         units = self.units
         return units[0] if units and units[0].local is None else None
 
-    def _relay_batch(self, data: bytes, offsets: list[int]) -> None:
-        out = self._to_client.parts
+    def _verbatim(self, data: bytes, offsets: list[int]) -> bool:
+        """Whether ``data`` is the rest of the answer to the one unit in flight, which
+        the client gets unchanged and which needs no invalidation before the
+        client sees it: then it is sent before _relay_batch reads it (see
+        Outbox.send_ahead). Its ReadyForQuery must say the transaction goes on,
+        so that nothing it wrote can have committed."""
+        units = self.units
+        if len(units) != 1 or data[-1] != 0x54 or offsets[-1] != len(data) - 6:  # 'T'
+            return False
+        head = units[0]
+        if (
+            head.local is not None or head.special or head.swallow or head.tag_delta
+            or head.fill is not None or head.ends is not _ENDS_SYNC or data[-6] != _Z
+        ):  # fmt: skip
+            return False
+        stmt = head.stmt
+        if stmt is None:
+            return True
+        if stmt.tx is TxEffect.END:
+            return False  # (COMMIT AND CHAIN commits and leaves a transaction open)
+        return not stmt.is_write or (self.state.tx_status == "T" and stmt.tx is TxEffect.NONE)
+
+    def _relay_batch(self, data: bytes, offsets: list[int], out: list[bytes] | None = None) -> None:
+        """Relay whole messages read from the origin: cut them into the units they
+        answer, into ``out`` (by default what the client is owed)."""
+        if out is None:
+            out = self._to_client.parts
         units = self.units
         out_start = 0  # start of bytes not yet copied to ``out``
         unit_start = 0  # where the head unit's bytes begin in this batch
