@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import uuid
 
-import psycopg
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from wirecache_postgres import messages as m
 
 from postgres_plugin.rawpg import RawConnection, kinds
+from postgres_plugin.util import trust_user_table
 
 INT4 = 23
 
@@ -28,12 +28,10 @@ INT4 = 23
 @pytest.fixture(scope="module")
 def fixed_table(pg_server) -> str:
     """A small table nobody writes to, readable by trust_user."""
-    name = f"prop_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
-        conn.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, name text)")
-        conn.execute(f"INSERT INTO {name} SELECT i, 'n' || i FROM generate_series(1, 6) i")
-        conn.execute(f"GRANT SELECT ON {name} TO trust_user")
-    return name
+    return trust_user_table(
+        pg_server, "prop", "id int PRIMARY KEY, name text",
+        "INSERT INTO {t} SELECT i, 'n' || i FROM generate_series(1, 6) i",
+    )  # fmt: skip
 
 
 #: (SQL with {t} for the table, number of parameters).

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 
-import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,7 +15,7 @@ from wirecache_postgres import messages as m
 from wirecache_postgres.extended import statement_run
 
 from postgres_plugin.rawpg import RawConnection, rows
-from postgres_plugin.util import connect
+from postgres_plugin.util import connect, trust_user_table
 
 INT4 = 23
 
@@ -87,12 +86,10 @@ def test_a_truncated_or_corrupted_run_is_refused_or_still_framed(noise, cut):
 
 @pytest.fixture(scope="module")
 def table(pg_server) -> str:
-    name = f"runs_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
-        conn.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, v int)")
-        conn.execute(f"INSERT INTO {name} SELECT i, i FROM generate_series(1, 5) i")
-        conn.execute(f"GRANT SELECT, UPDATE ON {name} TO trust_user")
-    return name
+    return trust_user_table(
+        pg_server, "runs", "id int PRIMARY KEY, v int",
+        "INSERT INTO {t} SELECT i, i FROM generate_series(1, 5) i", "SELECT, UPDATE",
+    )  # fmt: skip
 
 
 #: (SQL with {t} for the table, parameter count); the last two fail at the origin.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 from servers.postgres import PostgresServer
 from servers.proxy import RunningProxy
@@ -18,3 +20,15 @@ def connect(pg_server: PostgresServer, proxy: RunningProxy, user: str = "postgre
             **params) -> psycopg.Connection:  # fmt: skip
     """An autocommit psycopg connection through ``proxy``."""
     return psycopg.connect(proxy_dsn(pg_server, proxy, user, **params), autocommit=True)
+
+
+def trust_user_table(pg_server: PostgresServer, prefix: str, columns: str, fill: str,
+                     grant: str = "SELECT") -> str:  # fmt: skip
+    """A new table named ``prefix_…`` with ``columns``, filled by ``fill`` ({t} is the
+    table), on which trust_user (the raw-protocol tests' user) has ``grant``."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {name} ({columns})")
+        conn.execute(fill.format(t=name))
+        conn.execute(f"GRANT {grant} ON {name} TO trust_user")
+    return name
