@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import time
 
+import diskcache
 from wirecache.cache.keyfilter import KeyFilter
-from wirecache.cache.store import Entry, EntryStore
+from wirecache.cache.store import Entry, EntryStore, L2Writer
 
 
 def _entry(payload: bytes = b"rows") -> Entry:
@@ -60,3 +61,26 @@ def test_the_filter_never_forgets_a_key():
         f.add(k)
     assert all(k in f for k in keys)
     assert sum(os.urandom(16) in KeyFilter(keys, bits=1 << 20) for _ in range(1000)) < 100
+
+
+def test_queued_writes_reach_l2_in_order(tmp_path):
+    """The writer applies what queued up in batches (one SQLite transaction each):
+    every write lands, and a later delete or clear still wins over an earlier set."""
+    disk = diskcache.Cache(str(tmp_path))
+    writer = L2Writer(disk)
+    keys = [os.urandom(16) for _ in range(600)]  # more than one batch
+    for key in keys:
+        writer.set(key, _entry(key))
+    writer.delete(keys[0])
+    writer.clear()
+    writer.set(keys[1], _entry(b"after the clear"))
+    for key in keys[2:400]:
+        writer.set(key, _entry(key))
+    writer.delete(keys[2])
+    writer.close()
+    assert disk.get(keys[0]) is None
+    assert disk.get(keys[1]).payload == b"after the clear"
+    assert disk.get(keys[2]) is None
+    assert all(disk.get(key).payload == key for key in keys[3:400])
+    assert all(disk.get(key) is None for key in keys[400:])
+    disk.close()
