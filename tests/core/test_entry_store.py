@@ -84,3 +84,19 @@ def test_queued_writes_reach_l2_in_order(tmp_path):
     assert all(disk.get(key).payload == key for key in keys[3:400])
     assert all(disk.get(key) is None for key in keys[400:])
     disk.close()
+
+
+def test_l2_stays_within_its_budget(tmp_path):
+    """L2 is culled by the writer every CULL_EVERY writes and at close, not by each
+    write: what it holds afterwards still fits the disk budget."""
+    budget = 200_000
+    store = EntryStore(tmp_path, 1 << 20, budget)
+    for _ in range(1000):
+        key = os.urandom(16)
+        store.put(key, _entry(os.urandom(1000)))
+        assert store.get(key) is not None  # a first hit: admitted to L2
+    store.close()
+    disk = diskcache.Cache(str(tmp_path))
+    assert 0 < len(disk) < 1000
+    assert disk.volume() <= budget
+    disk.close()
