@@ -1142,23 +1142,31 @@ class Relay:
         """Whether ``data`` is the rest of the answer to the one unit in flight, which
         the client gets unchanged and which needs no invalidation before the
         client sees it: then it is sent before _relay_batch reads it (see
-        Outbox.send_ahead). Its ReadyForQuery must say the transaction goes on,
-        so that nothing it wrote can have committed."""
+        Outbox.send_ahead), and a miss is stored just after. Nothing it wrote
+        may have committed: its ReadyForQuery says the transaction goes on, or
+        the session is idle and nothing was written since it last was."""
         units = self.units
-        if len(units) != 1 or data[-1] != 0x54 or offsets[-1] != len(data) - 6:  # 'T'
+        if len(units) != 1 or offsets[-1] != len(data) - 6 or data[-6] != _Z:
             return False
         head = units[0]
         if (
             head.local is not None or head.special or head.swallow or head.tag_delta
-            or head.fill is not None or head.ends is not _ENDS_SYNC or data[-6] != _Z
+            or head.ends is not _ENDS_SYNC
         ):  # fmt: skip
             return False
         stmt = head.stmt
-        if stmt is None:
-            return True
-        if stmt.tx is TxEffect.END:
+        if stmt is not None and stmt.tx is TxEffect.END:
             return False  # (COMMIT AND CHAIN commits and leaves a transaction open)
-        return not stmt.is_write or (self.state.tx_status == "T" and stmt.tx is TxEffect.NONE)
+        status = data[-1]
+        if status == 0x49:  # 'I'
+            return self.state.writes.empty and (stmt is None or not stmt.is_write)
+        if status != 0x54:  # 'T'
+            return False
+        return (
+            stmt is None
+            or not stmt.is_write
+            or (self.state.tx_status == "T" and stmt.tx is TxEffect.NONE)
+        )
 
     def _relay_batch(self, data: bytes, offsets: list[int], out: list[bytes] | None = None) -> None:
         """Relay whole messages read from the origin: cut them into the units they
