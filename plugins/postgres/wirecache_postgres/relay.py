@@ -505,8 +505,6 @@ class Relay:
                 except ProtocolError:
                     return False  # (the long path reports it)
                 p = Prepared(b"", text, types, self.cache.classify(text), parse)
-            # Parsed again, first in this group (see _certain).
-            p.group, p.first = self.group, True
         elif p is None or views.origin_statements.get(name) is not p:
             return False
         if p.stmt.cacheable and self.can_hit:
@@ -515,6 +513,8 @@ class Relay:
         sent = self._to_origin.send_ahead(data)
         unit = Unit(ends=_ENDS_SYNC, sync=True, stmt=p.stmt, include_end=False)
         if parse is not None:
+            # Parsed again, first in this group (see _certain).
+            p.group, p.first = self.group, True
             views.client_statements[b""] = views.origin_statements[b""] = p
             self._parses[b""] = (unit, self.group)
 
