@@ -110,9 +110,12 @@ class VersionStore:
                 mirror[key] = get(key) + 1
             self._changed.update(keys)
             return
-        for key in keys:
-            self._mirror[key] = self._disk.incr(key, default=0)
-        self._generation = self._disk.incr(_GENERATION, default=0)
+        # One SQLite transaction for all of it (each incr alone is one: a write of
+        # four tables cost five), and no worker sees half of it.
+        with self._disk.transact():
+            for key in keys:
+                self._mirror[key] = self._disk.incr(key, default=0)
+            self._generation = self._disk.incr(_GENERATION, default=0)
         # Published after the counters, so that a worker seeing the new
         # generation reads counters at least this new.
         self._board.write(self._generation)
