@@ -211,11 +211,40 @@ def test_transaction_not_cached_and_invalidated_at_commit(mariadb_server, proxy,
         assert rows(tx, q) == [("one",)]
         rows(tx, f"UPDATE {table} SET v = 'tx' WHERE id = 1")
         assert rows(tx, q) == [("tx",)]
-        assert rows(reader, q) == [("one",)]  # not committed; may be cached again
+        # Not committed (the UPDATE's OK says the transaction is open, and bumps
+        # nothing): the committed value, still from the cache.
+        assert rows(reader, q) == [("one",)]
         assert rows(reader, q) == [("one",)]
         rows(tx, "COMMIT")
         assert rows(reader, q) == [("tx",)]
-    assert mariadb_server.statement_count(marker) == 6
+    # The reader's first and last reads, and the three inside the transaction.
+    assert mariadb_server.statement_count(marker) == 5
+
+
+def test_a_write_committed_implicitly_invalidates(mariadb_server, proxy, table, marker):
+    """A write inside a transaction is bumped when the transaction ends, not at its OK
+    (which says the transaction is open): here by the implicit commit of DDL."""
+    q = f"SELECT v FROM {table} WHERE id = 2 {marker}"
+    with connect(mariadb_server, proxy) as reader, connect(mariadb_server, proxy) as tx:
+        assert rows(reader, q) == [("two",)]
+        rows(tx, "BEGIN")
+        rows(tx, f"UPDATE {table} SET v = 'implicit' WHERE id = 2")
+        assert rows(reader, q) == [("two",)]  # not committed: the cached answer holds
+        rows(tx, f"CREATE TABLE {table}_x (id INT)")  # commits the UPDATE first
+        assert rows(reader, q) == [("implicit",)]
+
+
+def test_autocommit_off_writes_invalidate_at_commit(mariadb_server, proxy, table, marker):
+    q = f"SELECT v FROM {table} WHERE id = 1 {marker}"
+    with (
+        connect(mariadb_server, proxy) as reader,
+        connect(mariadb_server, proxy, autocommit=False) as writer,
+    ):
+        assert rows(reader, q) == [("one",)]
+        rows(writer, f"UPDATE {table} SET v = 'later' WHERE id = 1")
+        assert rows(reader, q) == [("one",)]
+        writer.commit()
+        assert rows(reader, q) == [("later",)]
 
 
 def test_autocommit_off_is_not_cached(mariadb_server, proxy, table, marker):

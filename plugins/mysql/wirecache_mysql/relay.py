@@ -30,8 +30,9 @@ a time through trio.
   cursor, no session change) and the session was outside a transaction
   before and after.
 * A write invalidates when the origin's OK (or ERR: part of it may have run)
-  arrives, before that packet is forwarded; a transaction's writes are
-  invalidated again when the status flags say it ended.
+  arrives, before that packet is forwarded, unless the OK says a transaction
+  is still open (nothing committed); a transaction's writes are invalidated
+  when the status flags say it ended (COMMIT, or an implicit commit).
 * Responses are forwarded as they arrive, in batches of at most one socket
   read, so a large result never sits whole in memory.
 """
@@ -44,7 +45,15 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 import trio
-from wirecache.api import Cache, Classification, Connection, Fill, StatementKind, request_key
+from wirecache.api import (
+    Cache,
+    Classification,
+    Connection,
+    Fill,
+    StatementKind,
+    TxEffect,
+    request_key,
+)
 
 from wirecache_mysql import auth, catalog
 from wirecache_mysql import messages as m
@@ -598,9 +607,12 @@ class Relay:
             except ProtocolError as e:
                 raise _OriginBroke(str(e)) from e
             if response.write and (done or len(reader.ok_packets) != response.oks):
-                # Before the client can see the acknowledgement (DESIGN.md rule 3).
+                # Before the client can see the acknowledgement (DESIGN.md rule 3);
+                # not when its OK says a transaction is still open: nothing was
+                # committed, and _settle bumps it when the transaction ends.
                 response.oks = len(reader.ok_packets)
-                self._invalidate(response.stmt.writes)
+                if not self._uncommitted(reader, response.stmt):
+                    self._invalidate(response.stmt.writes)
             if fill is not None:
                 fill.add(packet.raw)
             out.add(packet.raw)
@@ -625,6 +637,17 @@ class Relay:
             self.cache.finish_fill(fill, clean)
         if response.then is not None:
             response.then(response)
+
+    @staticmethod
+    def _uncommitted(reader: m.ResultReader, stmt: Classification) -> bool:
+        """Whether the OK just read leaves ``stmt``'s writes uncommitted: it came
+        without error, says a transaction is open, and ``stmt`` neither begins
+        nor ends one (a COMMIT AND CHAIN would say the same)."""
+        return (
+            reader.error is None
+            and bool(reader.status_flags & m.SERVER_STATUS_IN_TRANS)
+            and stmt.tx is TxEffect.NONE
+        )
 
     def _settle(self, reader: m.ResultReader, stmt: Classification, was_idle: bool) -> None:
         """The response is complete: follow the transaction status and, when a
