@@ -394,12 +394,8 @@ class Relay:
             with self.conn.idle() as scope:
                 if self.direct:
                     await self.conn.serve_ready(self.client, self._client_ready)
-                else:
-                    data = await self.client.receive_some(READ_SIZE)
-                    if data:
-                        self.client_reader.feed(data)
-                    else:
-                        self._client_eof = True
+                elif not await self._receive(self.client, self.client_reader):
+                    self._client_eof = True
             if scope.cancelled_caught:
                 # The server drains: let what is in flight finish, then end.
                 while self.units:
@@ -409,6 +405,13 @@ class Relay:
                 return
             if self._client_eof:
                 return
+
+    @staticmethod
+    async def _receive(stream: trio.abc.Stream, reader: MessageReader) -> bool:
+        """Feed what ``stream`` sends next to ``reader`` (TLS legs); False at its end."""
+        data = await stream.receive_some(READ_SIZE)
+        reader.feed(data)
+        return bool(data)
 
     def _client_ready(self) -> bool:
         """The hot loop's handler for the client socket (see Connection.serve_ready):
@@ -504,7 +507,10 @@ class Relay:
                     _, text, types = split_parse(parse[5:])
                 except ProtocolError:
                     return False  # (the long path reports it)
-                p = Prepared(b"", text, types, self.cache.classify(text), parse)
+                stmt = self.cache.classify(text)
+                if stmt.cacheable and self.can_hit:
+                    return False
+                p = Prepared(b"", text, types, stmt, parse)
         elif p is None or views.origin_statements.get(name) is not p:
             return False
         if p.stmt.cacheable and self.can_hit:
@@ -1082,12 +1088,8 @@ class Relay:
                 await self._to_client.drain()
             if self.direct:
                 await self.conn.serve_ready(self.origin, self._origin_ready)
-            else:
-                data = await self.origin.receive_some(READ_SIZE)
-                if data:
-                    self.origin_reader.feed(data)
-                else:
-                    self._origin_eof = True
+            elif not await self._receive(self.origin, self.origin_reader):
+                self._origin_eof = True
             if self._origin_eof:
                 raise PeerClosed()
 
