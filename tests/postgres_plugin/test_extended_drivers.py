@@ -23,7 +23,7 @@ from sqlalchemy import orm
 from wirecache_postgres import messages as m
 
 from postgres_plugin.rawpg import RawConnection, kinds, rows
-from postgres_plugin.util import connect, proxy_dsn
+from postgres_plugin.util import connect, proxy_dsn, trust_user_table
 
 USER = "postgres"
 
@@ -31,12 +31,10 @@ USER = "postgres"
 @pytest.fixture
 def table(pg_server) -> str:
     """A fresh table (id, name) with rows 1..3, made directly on the origin."""
-    name = f"ext_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
-        conn.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, name text)")
-        conn.execute(f"INSERT INTO {name} VALUES (1, 'one'), (2, 'two'), (3, 'three')")
-        conn.execute(f"GRANT SELECT ON {name} TO trust_user")
-    return name
+    return trust_user_table(
+        pg_server, "ext", "id int PRIMARY KEY, name text",
+        "INSERT INTO {t} VALUES (1, 'one'), (2, 'two'), (3, 'three')",
+    )  # fmt: skip
 
 
 def pconnect(pg_server, proxy, **kwargs) -> psycopg.Connection:

@@ -6,25 +6,23 @@ the data, the TTL."""
 from __future__ import annotations
 
 import time
-import uuid
 
 import psycopg
 import pytest
 from wirecache_postgres import messages as m
 
 from postgres_plugin.rawpg import RawConnection, rows
+from postgres_plugin.util import trust_user_table
 
 INT4 = 23
 
 
 @pytest.fixture
 def table(pg_server) -> str:
-    name = f"replay_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
-        conn.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, name text, size int)")
-        conn.execute(f"INSERT INTO {name} VALUES (1, 'one', 10), (2, 'two', 20)")
-        conn.execute(f"GRANT SELECT, UPDATE ON {name} TO trust_user")
-    return name
+    return trust_user_table(
+        pg_server, "replay", "id int PRIMARY KEY, name text, size int",
+        "INSERT INTO {t} VALUES (1, 'one', 10), (2, 'two', 20)", "SELECT, UPDATE",
+    )  # fmt: skip
 
 
 def _execute_s1(value: int) -> list[bytes]:
