@@ -28,18 +28,55 @@ def test_a_key_never_written_to_l2_costs_no_l2_read(tmp_path):
     store.close()
 
 
+def _queued(store: EntryStore) -> int:
+    return store._writer._queue.qsize()
+
+
 def test_what_l2_holds_is_found_after_a_restart(tmp_path):
     first = EntryStore(tmp_path, 1 << 20, 1 << 24)
     kept, hit_once = os.urandom(16), os.urandom(16)
     first.put(kept, _entry(b"kept"))  # written to L2 at a clean shutdown
     first.put(hit_once, _entry(b"hit"))
-    assert first.get(hit_once) is not None  # admitted to L2 on its first hit
+    assert first.get(hit_once) is not None
     first.close()
 
     second = EntryStore(tmp_path, 1 << 20, 1 << 24)
     assert second.get(kept).payload == b"kept"
     assert second.get(hit_once).payload == b"hit"
     second.close()
+
+
+def test_one_process_writes_l2_only_what_l1_evicts(tmp_path):
+    """With one process nothing else reads L2 before a restart: hits write nothing,
+    an entry L1 pushes out is written, and it is found in L2 afterwards."""
+    store = EntryStore(tmp_path, 20 * 1400, 1 << 24)  # L1 holds about 20 of these
+    keys = [os.urandom(16) for _ in range(60)]
+    for key in keys[:10]:
+        store.put(key, _entry(key * 63))
+        assert store.get(key) is not None
+        assert store.get(key) is not None
+    assert _queued(store) == 0
+    for key in keys[10:]:
+        store.put(key, _entry(key * 63))
+    assert 0 < _queued(store) <= 60 - 10
+    deadline = time.monotonic() + 10
+    while store.l2.get(keys[0]) is None:  # (written by the writer's thread)
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert store.get(keys[0]).payload == keys[0] * 63  # from L2, back into L1
+    store.close()
+
+
+def test_workers_write_l2_at_the_first_hit(tmp_path):
+    store = EntryStore(tmp_path, 1 << 20, 1 << 24, shared=True)
+    key = os.urandom(16)
+    store.put(key, _entry())
+    assert _queued(store) == 0
+    assert store.get(key) is not None
+    assert _queued(store) == 1  # for the other workers
+    assert store.get(key) is not None
+    assert _queued(store) <= 1  # once
+    store.close()
 
 
 def test_workers_always_ask_l2_since_the_others_write_to_it(tmp_path):
@@ -93,8 +130,7 @@ def test_l2_stays_within_its_budget(tmp_path):
     store = EntryStore(tmp_path, 1 << 20, budget)
     for _ in range(1000):
         key = os.urandom(16)
-        store.put(key, _entry(os.urandom(1000)))
-        assert store.get(key) is not None  # a first hit: admitted to L2
+        store.put(key, _entry(os.urandom(1000)))  # L1 (1 MiB) evicts most of them to L2
     store.close()
     disk = diskcache.Cache(str(tmp_path))
     assert 0 < len(disk) < 1000

@@ -258,5 +258,9 @@ class Cache:
         )
 
     def close(self) -> None:
-        self.entries.close()
+        started = time.perf_counter()
+        written = self.entries.close()
         self.versions.close()
+        self._log.info(
+            "cache.closed", l2_written=written, seconds=round(time.perf_counter() - started, 3)
+        )
