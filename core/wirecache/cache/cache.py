@@ -50,13 +50,16 @@ class Fill:
         "parts",
         "size",
         "limit",
+        "generation",
     )
 
     def __init__(
         self, key: bytes, stmt: Classification, database: str, versions: tuple[int, ...],
-        tables: tuple[str, ...], limit: int, record: bool,
+        tables: tuple[str, ...], limit: int, record: bool, generation: int,
     ) -> None:  # fmt: skip
         self.record = record
+        #: The version generation read before ``versions`` was taken.
+        self.generation = generation
         self.key = key
         self.stmt = stmt
         self.database = database
@@ -148,9 +151,13 @@ class Cache:
         entry = self.entries.get(key)
         if entry is None:
             return None
-        if self.versions.snapshot(entry.database, entry.tables) != entry.versions:
-            self.entries.discard(key)
-            return None
+        versions = self.versions
+        generation = versions.generation()
+        if entry.checked != generation:
+            if versions.snapshot(entry.database, entry.tables) != entry.versions:
+                self.entries.discard(key)
+                return None
+            entry.checked = generation
         if not record:
             return entry.payload
         stats = self.stats.template(stmt.fingerprint, stmt.template)
@@ -165,9 +172,10 @@ class Cache:
         """Snapshot versions for a miss *before* it is sent to the origin."""
         reads = self._read_tables(database, stmt)
         tables = reads if reads is not None else ()
+        generation = self.versions.generation()
         fill = Fill(
             key, stmt, database, self.versions.snapshot(database, tables), tables,
-            self.config.max_entry_bytes, record,
+            self.config.max_entry_bytes, record, generation,
         )  # fmt: skip
         if reads is None:
             fill.parts = None  # reads data that lives outside the database
@@ -182,11 +190,15 @@ class Cache:
             stats.misses += 1
             stats.origin_seconds += elapsed
         reason = ""
+        generation = self.versions.generation()
         if not ok:
             reason = "error or incomplete response"
         elif fill.overflowed:
             reason = "larger than max_entry_bytes, or reads a foreign table"
-        elif self.versions.snapshot(fill.database, fill.tables) != fill.versions:
+        elif (
+            generation != fill.generation
+            and self.versions.snapshot(fill.database, fill.tables) != fill.versions
+        ):
             reason = "a write committed while the statement ran"
         elif self._read_tables(fill.database, stmt) != fill.tables:
             reason = "the catalog changed while the statement ran"
@@ -199,7 +211,7 @@ class Cache:
         self.entries.put(
             fill.key,
             Entry(payload, fill.database, fill.tables, fill.versions, time.time() + stmt.ttl,
-                  stmt.fingerprint),
+                  stmt.fingerprint, checked=generation),
         )  # fmt: skip
         if stats is None:
             return

@@ -58,6 +58,9 @@ class Entry:
     fingerprint: str
     #: Whether the entry was handed to L2 (see EntryStore.get).
     persisted: bool = False
+    #: The version generation at which ``versions`` was last found current (see
+    #: VersionStore.generation); -1: never, as for anything read from L2.
+    checked: int = -1
 
 
 class MemoryLRU:
@@ -239,6 +242,7 @@ class EntryStore:
             if entry is None:
                 return None
             entry.persisted = True
+            entry.checked = -1  # (a generation of another process, or of an earlier run)
             self.l1.put(key, entry)
         if entry.expires <= time.time():
             self.discard(key)

@@ -9,6 +9,10 @@ acknowledgement, so no reader can be served the old result afterwards — and a
 miss that was in flight while the write committed is stored with a snapshot
 that is already out of date, so it is never served.
 
+Comparing a snapshot costs a tuple and a dict lookup per table, on every
+hit. :meth:`VersionStore.generation` moves with every bump, so a hit found
+current at one generation is not compared again until something was written.
+
 Entries in L2 outlive the process, so the counters must too:
 
 * one process (the default): counters live in memory and are written to a
@@ -94,6 +98,15 @@ class VersionStore:
             self._mirror.clear()
             self._generation = generation
 
+    def generation(self) -> int:
+        """A number that moves whenever any counter may have moved (in any worker):
+        while it stays the same, so does every snapshot. A check that found a
+        snapshot current at one generation needs no repeating at the same one.
+        Read it *before* the snapshot it vouches for."""
+        if self._shared:
+            self._sync()
+        return self._generation
+
     def snapshot(self, database: str, tables: tuple[str, ...]) -> tuple[int, ...]:
         """The current counters of ``database`` and ``tables`` (in the order given)."""
         if self._shared:
@@ -109,6 +122,7 @@ class VersionStore:
             for key in keys:
                 mirror[key] = get(key) + 1
             self._changed.update(keys)
+            self._generation += 1
             return
         # One SQLite transaction for all of it (each incr alone is one: a write of
         # four tables cost five), and no worker sees half of it.
