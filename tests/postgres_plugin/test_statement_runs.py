@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wirecache_postgres import messages as m
-from wirecache_postgres.extended import statement_run
+from wirecache_postgres.extended import split_run_answer, statement_run
 
 from postgres_plugin.rawpg import RawConnection, rows
 from postgres_plugin.util import connect, trust_user_table
@@ -35,11 +35,53 @@ def _run(parse: bytes | None, statement: str, values: list[bytes], describe: boo
 # -- recognising a run ----------------------------------------------------------
 
 
-def test_runs_are_recognised_with_their_parse_and_statement():
+def test_runs_are_recognised_with_their_parse_statement_values_and_describe():
     parse = m.prepare("", "SELECT $1::int", [INT4])
-    assert statement_run(_run(parse, "", [b"1"], True)) == (parse, b"")
-    assert statement_run(_run(None, "s1", [b"1"], False)) == (None, b"s1")
-    assert statement_run(_run(None, "", [], True)) == (None, b"")
+    one = m.bind("", "", [], [b"1"], [])[7:]  # the Bind body after its two names
+    assert statement_run(_run(parse, "", [b"1"], True)) == (parse, b"", one, True)
+    assert statement_run(_run(None, "s1", [b"1"], False)) == (None, b"s1", one, False)
+    assert statement_run(_run(None, "", [], True)) == (None, b"", b"\0\0\0\0\0\0", True)
+
+
+# -- cutting a run's answer into the entries the long path stores ---------------
+
+_ANSWER = m.PARSE_COMPLETE + m.BIND_COMPLETE
+_DESCRIPTION = b"T" + (6).to_bytes(4, "big") + b"\0\0"  # (no columns)
+_ROWS = b"D\0\0\0\x0b\0\x01\0\0\0\x011" * 2 + m.command_complete("SELECT 2")
+
+
+@pytest.mark.parametrize(
+    ("answer", "parsed", "described", "expected"),
+    [
+        (_ANSWER + _DESCRIPTION + _ROWS, True, True, (_DESCRIPTION, _ROWS)),
+        (m.BIND_COMPLETE + m.NO_DATA + _ROWS, False, True, (m.NO_DATA, _ROWS)),
+        (m.BIND_COMPLETE + _ROWS, False, False, (b"", _ROWS)),
+        (m.BIND_COMPLETE + m.command_complete("SELECT 0"), False, False,
+         (b"", m.command_complete("SELECT 0"))),
+        # anything else in it, or anything missing: nothing is stored
+        (_ANSWER + _ROWS, True, True, None),
+        (m.BIND_COMPLETE + _DESCRIPTION + _ROWS, True, True, None),
+        (_ANSWER + _DESCRIPTION + _ROWS[:-1], True, True, None),
+        (_ANSWER + _DESCRIPTION + _ROWS + m.NO_DATA, True, True, None),
+        (_ANSWER + _DESCRIPTION + m.notice_response("NOTICE", "00000", "x") + _ROWS, True, True, None),
+        (_ANSWER + _DESCRIPTION + _ROWS[:13] + m.PORTAL_SUSPENDED, True, True, None),
+    ],
+)  # fmt: skip
+def test_a_runs_answer_is_cut_where_the_long_path_would_store_it(
+    answer, parsed, described, expected
+):
+    assert split_run_answer(answer, parsed, described) == expected
+
+
+@given(st.binary(max_size=60), st.booleans(), st.booleans())
+def test_hostile_answers_are_cut_only_when_framed_end_to_end(data, parsed, described):
+    cut = split_run_answer(data, parsed, described)
+    if cut is not None:
+        # Then the answer is exactly its parts, the result ending in a CommandComplete.
+        description, rows = cut
+        head = (m.PARSE_COMPLETE if parsed else b"") + m.BIND_COMPLETE
+        assert data == head + description + rows
+        assert rows[rows.rfind(b"C") :].startswith(b"C")
 
 
 @pytest.mark.parametrize(

@@ -84,6 +84,15 @@ class Fill:
     def overflowed(self) -> bool:
         return self.parts is None
 
+    def collected(self) -> bytes | None:
+        """What was collected so far (None past the size cap)."""
+        return None if self.parts is None else b"".join(self.parts)
+
+    def replace(self, data: bytes) -> None:
+        """Keep ``data`` instead of what was collected: for a dialect that collected
+        a whole answer of which one part is the entry (``data`` within the cap)."""
+        self.parts, self.size = [data], len(data)
+
 
 class Cache:
     """The run-time state of one configured cache."""

@@ -15,6 +15,7 @@ ever decoded, and parsing costs only finding two NUL terminators.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from wirecache.api import Classification
 
@@ -36,6 +37,10 @@ class Prepared:
     #: under (see Relay._key).
     hash: object = None
     hash_digest: bytes = b""
+    #: The session digest and result formats under which a statement run found (or
+    #: filled) the proof that it parses and its portal's description: later runs
+    #: under the same need not look again (see Relay._run_fills).
+    described: tuple[bytes, bytes] | None = None
     #: The extended-protocol group (counted by Sync) the client prepared it in.
     group: int = 0
     #: Whether it was the first message of that group: no error before it can skip it.
@@ -121,12 +126,24 @@ _EXECUTE_UNNAMED_PORTAL = b"E\0\0\0\x09\0\0\0\0\0"  # all rows
 _SYNC = b"S\0\0\0\x04"
 
 
-def statement_run(data: bytes) -> tuple[bytes | None, bytes] | None:
+class Run(NamedTuple):
+    """A statement run (see :func:`statement_run`)."""
+
+    #: The Parse message, or None.
+    parse: bytes | None
+    #: The statement the Bind names.
+    statement: bytes
+    #: The Bind body after its two names (see Portal.rest).
+    rest: bytes
+    #: Whether the run describes its portal.
+    described: bool
+
+
+def statement_run(data: bytes) -> Run | None:
     """How drivers run one statement, recognised in the bytes of one read: an
     optional Parse of the unnamed statement, a Bind of the unnamed portal, an
     optional Describe of it, an Execute of all its rows, a Sync, and nothing
     else (libpq's PQexecParams and PQexecPrepared, psycopg, asyncpg, JDBC).
-    Returns (the Parse message or None, the statement name the Bind names);
     None for anything else, malformed bytes included (the message-by-message
     path then reads, checks and plans them)."""
     end = len(data) - 5
@@ -148,14 +165,48 @@ def statement_run(data: bytes) -> tuple[bytes | None, bytes] | None:
     if name_end < 0:
         return None
     name = data[pos + 6 : name_end]
+    rest = data[name_end + 1 : bind_end]
     pos = bind_end
-    if data.startswith(_DESCRIBE_UNNAMED_PORTAL, pos):
+    described = data.startswith(_DESCRIBE_UNNAMED_PORTAL, pos)
+    if described:
         pos += len(_DESCRIBE_UNNAMED_PORTAL)
     if pos + len(_EXECUTE_UNNAMED_PORTAL) != end or not data.startswith(
         _EXECUTE_UNNAMED_PORTAL, pos
     ):
         return None
-    return parse, name
+    return Run(parse, name, rest, described)
+
+
+#: What a run's answer starts with, by whether it has a Parse.
+_PARSE_BIND_COMPLETE = b"1\0\0\0\x042\0\0\0\x04"
+_BIND_COMPLETE = b"2\0\0\0\x04"
+
+
+def split_run_answer(answer: bytes, parsed: bool, described: bool) -> tuple[bytes, bytes] | None:
+    """The Describe's and the Execute's part of the origin's whole answer to a
+    statement run (without its ReadyForQuery): (RowDescription or NoData, or b""
+    without a Describe; the DataRows and CommandComplete), the entries the
+    message-by-message path stores for them. None unless the answer is exactly
+    [ParseComplete] BindComplete [RowDescription|NoData] DataRow* CommandComplete:
+    a notice, an error or anything else in it, and nothing is stored."""
+    head = _PARSE_BIND_COMPLETE if parsed else _BIND_COMPLETE
+    if not answer.startswith(head):
+        return None
+    pos, end = len(head), len(answer)
+    description = b""
+    if described:
+        if pos + 5 > end or answer[pos] not in (0x54, 0x6E):  # 'T', 'n'
+            return None
+        nxt = pos + 1 + int.from_bytes(answer[pos + 1 : pos + 5], "big")
+        description, pos = answer[pos:nxt], nxt
+    start = pos
+    while pos + 5 <= end and answer[pos] == 0x44:  # 'D'
+        pos += 1 + int.from_bytes(answer[pos + 1 : pos + 5], "big")
+    if pos + 5 > end or answer[pos] != 0x43:  # 'C'
+        return None
+    if pos + 1 + int.from_bytes(answer[pos + 1 : pos + 5], "big") != end:
+        return None
+    return description, answer[start:]
 
 
 class Statements(dict[bytes, Prepared]):

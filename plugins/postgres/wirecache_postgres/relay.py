@@ -44,12 +44,14 @@ from wirecache_postgres import messages as m
 from wirecache_postgres.extended import (
     Portal,
     Prepared,
+    Run,
     Views,
     deallocated,
     result_formats,
     split_bind,
     split_execute,
     split_parse,
+    split_run_answer,
     split_target,
     statement_run,
 )
@@ -111,6 +113,21 @@ class _Memo:
         self.syncs = syncs
 
 
+class _RunFills:
+    """The entries a statement run that misses fills besides its result (the unit's
+    own fill, which collects the whole answer until it is cut: see Relay._cut_run):
+    the proof that its Parse parses and its portal's description, each None when
+    stored already or not in the run."""
+
+    __slots__ = ("parsed", "described", "parse", "describe")
+
+    def __init__(self, run: Run, parse: Fill | None, describe: Fill | None) -> None:
+        self.parsed = run.parse is not None
+        self.described = run.described
+        self.parse = parse
+        self.describe = describe
+
+
 #: What planning or relaying what was read left to do (see _plan_buffered).
 _DONE, _AWAIT, _END = object(), object(), object()
 
@@ -135,7 +152,7 @@ class Unit:
     __slots__ = (
         "local", "ends", "extended", "sync", "stmt", "fill", "fill_ok", "swallow",
         "acknowledged", "undo", "include_end", "catalog", "held", "portal", "tag_delta",
-        "done", "answered", "blocks", "special", "on_error",
+        "done", "answered", "blocks", "special", "on_error", "run_fills",
     )  # fmt: skip
 
     def __init__(
@@ -188,6 +205,8 @@ class Unit:
         #: Called at an ErrorResponse in a unit that spans a whole group (see
         #: Relay._run_through).
         self.on_error: Callable[[], None] | None = None
+        #: A statement run that misses: its answer is cut into entries at the end.
+        self.run_fills: _RunFills | None = None
 
 
 def _serve(hit: bytes, served: int | None, max_rows: int) -> tuple[bytes, int] | None:
@@ -486,17 +505,19 @@ class Relay:
         return True
 
     def _run_through(self, data: bytes) -> bool:
-        """Forward a statement run (see extended.statement_run) that wirecache will
-        neither answer nor store as one unit up to its ReadyForQuery, without
-        planning its messages one by one: what the long path would leave behind
-        is known without it. The statement is one both views have (or the run's
-        own Parse of the unnamed statement), so nothing is replayed; the unnamed
-        portal ends with the Sync; and an error anywhere in the run ends at that
-        same Sync. Only on a session with nothing in flight (see _at_rest)."""
+        """Forward a statement run (see extended.statement_run) that the cache does
+        not answer as one unit up to its ReadyForQuery, without planning its
+        messages one by one: what the long path would leave behind is known
+        without it. The statement is one both views have (or the run's own Parse
+        of the unnamed statement), so nothing is replayed; the unnamed portal ends
+        with the Sync; and an error anywhere in the run ends at that same Sync.
+        A cacheable miss collects the whole answer and stores what the long path
+        would have stored (see _run_fills). Only on a session with nothing in
+        flight (see _at_rest)."""
         run = statement_run(data)
         if run is None:
             return False
-        parse, name = run
+        parse, name = run.parse, run.statement
         views = self.views
         p = views.client_statements.get(name)
         if parse is not None:
@@ -507,17 +528,19 @@ class Relay:
                     _, text, types = split_parse(parse[5:])
                 except ProtocolError:
                     return False  # (the long path reports it)
-                stmt = self.cache.classify(text)
-                if stmt.cacheable and self.can_hit:
-                    return False
-                p = Prepared(b"", text, types, stmt, parse)
+                p = Prepared(b"", text, types, self.cache.classify(text), parse)
         elif p is None or views.origin_statements.get(name) is not p:
             return False
+        fill = run_fills = None
         if p.stmt.cacheable and self.can_hit:
-            return False
+            fills = self._run_fills(p, run)
+            if fills is None:
+                return False
+            fill, run_fills = fills
         # The origin starts on it while the bookkeeping below is done.
         sent = self._to_origin.send_ahead(data)
-        unit = Unit(ends=_ENDS_SYNC, sync=True, stmt=p.stmt, include_end=False)
+        unit = Unit(ends=_ENDS_SYNC, sync=True, stmt=p.stmt, fill=fill, include_end=False)
+        unit.run_fills = run_fills
         if parse is not None:
             # Parsed again, first in this group (see _certain).
             p.group, p.first = self.group, True
@@ -539,6 +562,53 @@ class Relay:
             views.client_portals.pop(b"", None)
             views.origin_portals.pop(b"", None)
         return True
+
+    def _run_fills(self, p: Prepared, run: Run) -> tuple[Fill, _RunFills] | None:
+        """The fills of a cacheable statement run on a quiet session if its result is
+        not stored (None: the long path answers it, or reads the catalog first)."""
+        cache, database = self.cache, self.state.database
+        if cache.dependencies_due(database):
+            return None
+        stmt = p.stmt
+        key = self._key(b"E", p, run.rest)
+        if cache.lookup(key, stmt, record=False) is not None:
+            return None
+        parse = describe = None
+        formats = result_formats(run.rest) if run.described else b""
+        if p.described != (seen := (self.state.digest, formats)):
+            # (Once per statement: at worst an entry evicted since is not filled
+            # again here, and the long path fills it at its next miss.)
+            p.described = seen
+            if run.parse is not None:
+                proof = self._key(b"P", p)
+                if cache.lookup(proof, stmt, record=False) is None:
+                    parse = cache.begin_fill(proof, stmt, database, record=False)
+            if run.described:
+                description = self._key(b"T", p, formats)
+                if cache.lookup(description, stmt, record=False) is None:
+                    describe = cache.begin_fill(description, stmt, database, record=False)
+        self.log.debug("cache.miss", fingerprint=stmt.fingerprint)
+        return cache.begin_fill(key, stmt, database), _RunFills(run, parse, describe)
+
+    def _cut_run(self, fill: Fill, fills: _RunFills, ok: bool) -> None:
+        """Store the entries of a statement run's whole answer, collected in ``fill``:
+        its result in ``fill``, and the proof and description it lacked."""
+        answer = fill.collected() if ok else None
+        parts = (
+            split_run_answer(answer, fills.parsed, fills.described) if answer is not None
+            else None
+        )  # fmt: skip
+        ok = parts is not None
+        if parts is not None:
+            fill.replace(parts[1])
+        cache = self.cache
+        if fills.parse is not None:
+            cache.finish_fill(fills.parse, ok)
+        if fills.describe is not None:
+            if parts is not None:
+                fills.describe.add(parts[0])
+            cache.finish_fill(fills.describe, ok)
+        cache.finish_fill(fill, ok)
 
     # -- requests answered from memory ---------------------------------------
     #
@@ -1349,7 +1419,10 @@ class Relay:
         if head.fill is not None:
             if head.fill_ok and stop > start:
                 head.fill.add(data[start:stop])
-            self.cache.finish_fill(head.fill, ok)
+            if head.run_fills is not None:
+                self._cut_run(head.fill, head.run_fills, ok)
+            else:
+                self.cache.finish_fill(head.fill, ok)
 
     def _catalog_read(self, head: Unit) -> None:
         self.catalog_pending = False
