@@ -98,6 +98,9 @@ _UNKNOWN = Classification(
 #: session remembers at most (a hot set of a few hundred small rows fits).
 MEMO_BYTES = 4096
 MEMO_SESSION_BYTES = 64 * 1024
+#: Requests seen once per session, of which the next sighting is remembered: most
+#: requests with random parameters come once, and remembering costs.
+SEEN_REQUESTS = 1024
 
 
 class _Memo:
@@ -324,6 +327,7 @@ class Relay:
         #: Requests answered wholly from the cache, by their exact bytes (see _replay),
         #: and the lookups of the request being planned when it may become one.
         self._memos: dict[bytes, _Memo] = {}
+        self._seen: set[bytes] = set()
         self._memo_bytes = 0
         self._recording: list[tuple[bytes, Classification, bool, bytes]] | None = None
         #: The last Parse sent to the origin per name, replayed or of the unnamed
@@ -472,8 +476,15 @@ class Relay:
         reader.feed(data)
 
     def _plan_remembering(self, data: bytes) -> bool:
-        """Plan a request on a quiet session, remembering it if the cache answers it."""
+        """Plan a request on a quiet session, remembering it if the cache answers it
+        and the session sent it before."""
         self._take(data)
+        seen = self._seen
+        if data not in seen:
+            if len(seen) >= SEEN_REQUESTS:
+                seen.clear()
+            seen.add(data)
+            return self._plan_buffered() is _DONE and self._flush_nowait()
         self._recording = []
         group = self.group
         try:
