@@ -37,10 +37,6 @@ class Prepared:
     #: under (see Relay._key).
     hash: object = None
     hash_digest: bytes = b""
-    #: The session digest and result formats under which a statement run found (or
-    #: filled) the proof that it parses and its portal's description: later runs
-    #: under the same need not look again (see Relay._run_fills).
-    described: tuple[bytes, bytes] | None = None
     #: The extended-protocol group (counted by Sync) the client prepared it in.
     group: int = 0
     #: Whether it was the first message of that group: no error before it can skip it.

@@ -451,7 +451,7 @@ class Relay:
                 if memo is not None and self._replay(memo):
                     return self._to_client.send_nowait()
             if self._run_through(data):
-                return self._to_origin.send_nowait()
+                return self._flush_nowait()
             if self.can_hit:
                 return self._plan_remembering(data)
             if self._query_ahead(data):
@@ -479,11 +479,7 @@ class Relay:
         """Plan a request on a quiet session, remembering it if the cache answers it
         and the session sent it before."""
         self._take(data)
-        seen = self._seen
-        if data not in seen:
-            if len(seen) >= SEEN_REQUESTS:
-                seen.clear()
-            seen.add(data)
+        if not self._seen_before(data):
             return self._plan_buffered() is _DONE and self._flush_nowait()
         self._recording = []
         group = self.group
@@ -494,6 +490,16 @@ class Relay:
         if todo is _DONE and recorded:
             self._remember(data, recorded, self.group - group)
         return todo is _DONE and self._flush_nowait()
+
+    def _seen_before(self, data: bytes) -> bool:
+        """Whether the session sent this request before (see SEEN_REQUESTS)."""
+        seen = self._seen
+        if data in seen:
+            return True
+        if len(seen) >= SEEN_REQUESTS:
+            seen.clear()
+        seen.add(data)
+        return False
 
     def _query_ahead(self, data: bytes) -> bool:
         """Send a lone Query in a transaction (where the cache neither answers nor
@@ -516,15 +522,15 @@ class Relay:
         return True
 
     def _run_through(self, data: bytes) -> bool:
-        """Forward a statement run (see extended.statement_run) that the cache does
-        not answer as one unit up to its ReadyForQuery, without planning its
+        """Answer a statement run (see extended.statement_run) from the cache, or
+        forward it as one unit up to its ReadyForQuery, without planning its
         messages one by one: what the long path would leave behind is known
-        without it. The statement is one both views have (or the run's own Parse
-        of the unnamed statement), so nothing is replayed; the unnamed portal ends
-        with the Sync; and an error anywhere in the run ends at that same Sync.
-        A cacheable miss collects the whole answer and stores what the long path
-        would have stored (see _run_fills). Only on a session with nothing in
-        flight (see _at_rest)."""
+        without it. A forwarded statement is one both views have (or the run's own
+        Parse of the unnamed statement), so nothing is replayed; the unnamed
+        portal ends with the Sync; and an error anywhere in the run ends at that
+        same Sync. A cacheable miss collects the whole answer and stores what the
+        long path would have stored (see _run_cached). Only on a session with
+        nothing in flight (see _at_rest)."""
         run = statement_run(data)
         if run is None:
             return False
@@ -540,14 +546,18 @@ class Relay:
                 except ProtocolError:
                     return False  # (the long path reports it)
                 p = Prepared(b"", text, types, self.cache.classify(text), parse)
-        elif p is None or views.origin_statements.get(name) is not p:
+        elif p is None:
             return False
         fill = run_fills = None
         if p.stmt.cacheable and self.can_hit:
-            fills = self._run_fills(p, run)
-            if fills is None:
+            cached = self._run_cached(p, run, data)
+            if cached is None:
                 return False
-            fill, run_fills = fills
+            if cached is _DONE:
+                return True
+            fill, run_fills = cached  # type: ignore[misc]
+        elif parse is None and views.origin_statements.get(name) is not p:
+            return False
         # The origin starts on it while the bookkeeping below is done.
         sent = self._to_origin.send_ahead(data)
         unit = Unit(ends=_ENDS_SYNC, sync=True, stmt=p.stmt, fill=fill, include_end=False)
@@ -574,32 +584,65 @@ class Relay:
             views.origin_portals.pop(b"", None)
         return True
 
-    def _run_fills(self, p: Prepared, run: Run) -> tuple[Fill, _RunFills] | None:
-        """The fills of a cacheable statement run on a quiet session if its result is
-        not stored (None: the long path answers it, or reads the catalog first)."""
-        cache, database = self.cache, self.state.database
-        if cache.dependencies_due(database):
-            return None
-        stmt = p.stmt
+    def _run_cached(self, p: Prepared, run: Run, data: bytes) -> object:
+        """A cacheable statement run on a quiet session: answered from the cache
+        (_DONE), or the fills of a miss, or None for the long path (the result is
+        stored but not the proof or description the answer needs; the catalog is
+        due; the origin lacks the statement). The entries are those the long path
+        reads and stores, so either path answers what the other stored."""
+        cache, stmt, database = self.cache, p.stmt, self.state.database
         key = self._key(b"E", p, run.rest)
-        if cache.lookup(key, stmt, record=False) is not None:
+        lookups: list[tuple[bytes, Classification, bool, bytes]] = []
+        proof = description = None
+        if run.parse is not None:
+            proof = self._key(b"P", p)
+            if (found := cache.lookup(proof, stmt, record=False)) is not None:
+                lookups.append((proof, stmt, False, found))
+                proof = None
+        if run.described:
+            description = self._key(b"T", p, result_formats(run.rest))
+            if (found := cache.lookup(description, stmt, record=False)) is not None:
+                lookups.append((description, stmt, False, found))
+                description = None
+        if proof is None and description is None:
+            hit = cache.lookup(key, stmt)
+            if hit is not None:
+                lookups.append((key, stmt, True, hit))
+                self._run_hit(p, run, data, lookups)
+                return _DONE
+        elif cache.lookup(key, stmt, record=False) is not None:
+            return None
+        if cache.dependencies_due(database) or (
+            run.parse is None and self.views.origin_statements.get(run.statement) is not p
+        ):
             return None
         parse = describe = None
-        formats = result_formats(run.rest) if run.described else b""
-        if p.described != (seen := (self.state.digest, formats)):
-            # (Once per statement: at worst an entry evicted since is not filled
-            # again here, and the long path fills it at its next miss.)
-            p.described = seen
-            if run.parse is not None:
-                proof = self._key(b"P", p)
-                if cache.lookup(proof, stmt, record=False) is None:
-                    parse = cache.begin_fill(proof, stmt, database, record=False)
-            if run.described:
-                description = self._key(b"T", p, formats)
-                if cache.lookup(description, stmt, record=False) is None:
-                    describe = cache.begin_fill(description, stmt, database, record=False)
+        if proof is not None:
+            parse = cache.begin_fill(proof, stmt, database, record=False)
+        if description is not None:
+            describe = cache.begin_fill(description, stmt, database, record=False)
         self.log.debug("cache.miss", fingerprint=stmt.fingerprint)
         return cache.begin_fill(key, stmt, database), _RunFills(run, parse, describe)
+
+    def _run_hit(self, p: Prepared, run: Run, data: bytes, lookups: list) -> None:
+        """Answer a statement run from the cache (``lookups``: what it found, the
+        description before the result), leaving the views as the long path does:
+        the client's Parse, first in its group, is the unnamed statement for the
+        client only; the portal ends with the Sync."""
+        answer = [PARSE_COMPLETE] if run.parse is not None else []
+        answer.append(BIND_COMPLETE)
+        if run.described:
+            answer.append(lookups[-2][3])
+        answer += (lookups[-1][3], READY_IDLE)
+        if run.parse is not None:
+            p.group, p.first = self.group, True
+            self.views.client_statements[b""] = p
+        self.group += 1
+        self.views.forget_portals()
+        self._to_client.add(b"".join(answer))
+        self.log.debug("cache.hit", fingerprint=p.stmt.fingerprint)
+        if self._seen_before(data):
+            self._remember(data, lookups, 1)
 
     def _cut_run(self, fill: Fill, fills: _RunFills, ok: bool) -> None:
         """Store the entries of a statement run's whole answer, collected in ``fill``:
