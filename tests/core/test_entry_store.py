@@ -136,3 +136,19 @@ def test_l2_stays_within_its_budget(tmp_path):
     assert 0 < len(disk) < 1000
     assert disk.volume() <= budget
     disk.close()
+
+
+def test_writes_waiting_for_l2_hold_a_bounded_amount_of_memory(tmp_path):
+    """While L2 is slow (here: locked by another connection), what waits for it is
+    bounded by bytes: later writes are dropped, never queued without limit."""
+    disk = diskcache.Cache(str(tmp_path))
+    size = 1000 + 400  # (payload and the bookkeeping L1 charges)
+    writer = L2Writer(disk, max_pending_bytes=3 * size)
+    keys = [os.urandom(16) for _ in range(6)]
+    with diskcache.Cache(str(tmp_path)).transact():  # the writer waits for this
+        accepted = [writer.set(key, _entry(os.urandom(1000))) for key in keys]
+    assert accepted == [True, True, True, False, False, False]
+    writer.close()
+    assert [disk.get(key) is not None for key in keys] == accepted
+    assert writer._pending_bytes == 0
+    disk.close()

@@ -39,6 +39,8 @@ log = structlog.get_logger("wirecache.cache")
 #: run (bench/README.md): the Entry object, its version and table tuples, the
 #: key and the LRU's dict node cost about 380 bytes besides the payload.
 ENTRY_OVERHEAD = 400
+#: What L2 writes may hold in memory while they wait, as a share of L1's budget.
+PENDING_SHARE = 4
 
 
 @dataclass(slots=True)
@@ -63,6 +65,11 @@ class Entry:
     checked: int = -1
 
 
+def _size(entry: Entry) -> int:
+    """What ``entry`` costs in memory, as L1 counts it."""
+    return len(entry.payload) + ENTRY_OVERHEAD
+
+
 class MemoryLRU:
     """L1: an LRU bounded by the bytes of its entries; ``on_evict`` is given what the
     budget pushes out."""
@@ -83,7 +90,7 @@ class MemoryLRU:
         return entry
 
     def put(self, key: bytes, entry: Entry) -> None:
-        size = len(entry.payload) + ENTRY_OVERHEAD
+        size = _size(entry)
         if size > self.budget:
             return
         self.discard(key)
@@ -91,7 +98,7 @@ class MemoryLRU:
         self.used += size
         while self.used > self.budget:
             old_key, old = self._entries.popitem(last=False)
-            self.used -= len(old.payload) + ENTRY_OVERHEAD
+            self.used -= _size(old)
             if self._on_evict is not None:
                 self._on_evict(old_key, old)
 
@@ -101,7 +108,7 @@ class MemoryLRU:
     def discard(self, key: bytes) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
-            self.used -= len(old.payload) + ENTRY_OVERHEAD
+            self.used -= _size(old)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -116,8 +123,9 @@ class L2Writer:
     transaction here. Entries reach L2 a moment later instead; nothing
     depends on their being there at once (L1 has them, and every read of L2
     is checked against the table versions anyway). At most
-    :data:`MAX_PENDING` writes wait; past that new ones are dropped, since L2
-    is a second chance, not the record.
+    :data:`MAX_PENDING` writes and ``max_pending_bytes`` of entries wait (what
+    L1 pushed out is still in memory until written); past that new ones are
+    dropped, since L2 is a second chance, not the record.
     """
 
     MAX_PENDING = 10_000
@@ -130,9 +138,13 @@ class L2Writer:
     #: budget by this many entries for a moment.
     CULL_EVERY = 100
 
-    def __init__(self, disk: diskcache.Cache) -> None:
+    def __init__(self, disk: diskcache.Cache, max_pending_bytes: int = 1 << 62) -> None:
         self._disk = disk
         self._unculled = 0
+        self._max_pending_bytes = max_pending_bytes
+        #: Bytes of entries queued and not yet written (changed by both threads).
+        self._pending_bytes = 0
+        self._pending_lock = threading.Lock()
         self._queue: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
         # The event loop must get the GIL back quickly while this thread runs
         # Python code between SQLite calls (the default interval is 5 ms).
@@ -190,10 +202,22 @@ class L2Writer:
                         self._disk.clear()
         except Exception:  # a full or broken disk must not stop the proxy
             log.exception("cache.l2_write_failed")
+        finally:
+            with self._pending_lock:
+                self._pending_bytes -= sum(_size(op[2]) for op in batch if op[0] == "set")
 
-    def set(self, key: bytes, entry: Entry) -> None:
-        if self._queue.qsize() < self.MAX_PENDING:
-            self._queue.put(("set", key, entry))
+    def set(self, key: bytes, entry: Entry) -> bool:
+        """Queue a write; False when it was dropped (too much is waiting)."""
+        size = _size(entry)
+        with self._pending_lock:
+            if (
+                self._pending_bytes + size > self._max_pending_bytes
+                or self._queue.qsize() >= self.MAX_PENDING
+            ):
+                return False
+            self._pending_bytes += size
+        self._queue.put(("set", key, entry))
+        return True
 
     def delete(self, key: bytes) -> None:
         self._queue.put(("delete", key))
@@ -220,7 +244,11 @@ class EntryStore:
             if directory is not None and disk_budget > 0
             else None
         )
-        self._writer = L2Writer(self.l2) if self.l2 is not None else None
+        self._writer = (
+            L2Writer(self.l2, max(memory_budget // PENDING_SHARE, 1 << 20))
+            if self.l2 is not None
+            else None
+        )
         self._shared = shared
         self.l1 = MemoryLRU(
             memory_budget, self._evicted if self._writer is not None and not shared else None
@@ -251,8 +279,7 @@ class EntryStore:
             # Admission on second use, for the other workers: writing every
             # miss cost half of a miss (SQLite), and most results read once
             # are never read again.
-            entry.persisted = True
-            self._writer.set(key, entry)
+            entry.persisted = self._writer.set(key, entry)
         return entry
 
     def _evicted(self, key: bytes, entry: Entry) -> None:
@@ -261,9 +288,8 @@ class EntryStore:
         if entry.persisted or entry.expires <= time.time():
             return
         assert self._writer is not None and self._in_l2 is not None
-        entry.persisted = True
-        self._writer.set(key, entry)
-        self._in_l2.add(key)
+        if self._writer.set(key, entry):
+            self._in_l2.add(key)
 
     def put(self, key: bytes, entry: Entry) -> None:
         self.l1.put(key, entry)
