@@ -6,7 +6,8 @@ are promoted from L2 into L1 on first use.
 
 What reaches L2, and when, depends on who reads it:
 
-* one process: L2 is a victim cache. An entry is written when L1 evicts it
+* one process: L2 is a victim cache. An entry is written when L1 evicts it,
+  if it was hit at least once (most results read once are never read again),
   and, for everything still in L1, at a clean shutdown. Nothing else can read
   L2 meanwhile, and after an unclean stop the table versions move to a new
   epoch (see versions.py), so an entry written earlier could never be served
@@ -66,6 +67,8 @@ class Entry:
     fingerprint: str
     #: Whether the entry was handed to L2 (see EntryStore.get).
     persisted: bool = False
+    #: Whether it was found in L1 since it was stored (see EntryStore._evicted).
+    used: bool = False
     #: The version generation at which ``versions`` was last found current (see
     #: VersionStore.generation); -1: never, as for anything read from L2.
     checked: int = -1
@@ -274,7 +277,9 @@ class EntryStore:
 
     def get(self, key: bytes) -> Entry | None:
         entry = self.l1.get(key)
-        if entry is None:
+        if entry is not None:
+            entry.used = True
+        else:
             if self.l2 is None or (self._in_l2 is not None and key not in self._in_l2):
                 return None
             entry = self.l2.get(key)
@@ -294,9 +299,9 @@ class EntryStore:
         return entry
 
     def _evicted(self, key: bytes, entry: Entry) -> None:
-        """L1 pushed ``entry`` out (one process): L2 keeps it, unless it has it or it
-        is out of date anyway."""
-        if entry.persisted or entry.expires <= time.time():
+        """L1 pushed ``entry`` out (one process): L2 keeps it, unless it has it, it
+        was never hit or it is out of date anyway."""
+        if entry.persisted or not entry.used or entry.expires <= time.time():
             return
         assert self._writer is not None and self._in_l2 is not None
         if self._writer.set(key, entry):
