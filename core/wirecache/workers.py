@@ -8,12 +8,13 @@ How it works, and why it is kept this simple:
   waits for them.
 * Each worker is an ordinary in-process server except that it opens its
   listening sockets with ``SO_REUSEPORT`` (the kernel spreads new connections
-  over the workers) and its caches keep their table versions in the shared
-  diskcache (``VersionStore(shared=True)``): every bump is an atomic increment
-  on disk and every lookup first reads a generation counter, so a write
-  acknowledged through one worker invalidates the results every other worker
-  holds. L2 entries live in the same directory for all workers; L1 stays per
-  process and is validated against the shared versions on every hit.
+  over the workers) and its caches keep their table versions in a
+  shared-memory file the parent publishes (``VersionStore(shared=True)``):
+  every bump is a locked increment there and every hit reads the counters, so
+  a write acknowledged through one worker invalidates the results every other
+  worker holds. L2 entries live in the same directory for all workers; L1
+  stays per process and is validated against the shared versions on every
+  hit.
 * Workers run in their own process group, so a Ctrl-C at a terminal reaches
   the parent only; the parent forwards every SIGINT/SIGTERM to each worker,
   which drains like a single process does. Each worker reads a pipe from the
@@ -39,6 +40,7 @@ from types import FrameType
 
 import structlog
 
+from wirecache.cache.versions import VersionStore
 from wirecache.config import ConfigError, ServerConfig
 
 log = structlog.get_logger("wirecache.workers")
@@ -60,25 +62,30 @@ def check(config: ServerConfig) -> None:
             )
 
 
-def _prepare(config: ServerConfig) -> None:
-    """Make what the workers would otherwise race to create, once, before they start."""
+def _prepare(config: ServerConfig) -> list[VersionStore]:
+    """Make what the workers would otherwise race to create, once, before they start;
+    returns the version stores of the caches, their counters published for the
+    workers (see VersionStore.publish)."""
     if any(not (c.client_tls_cert and c.client_tls_key) for c in config.caches):
         from wirecache import tls
 
         tls.self_signed(config.cache_dir / "tls")
-    # A single process that crashed leaves its table versions behind its L2 entries; opening
-    # the store once unshared moves it to a new epoch (see VersionStore) before the workers,
-    # which share the counters on disk and never look at that mark, start counting again.
-    from wirecache.cache.versions import VersionStore
-
+    # Opened here, each store moves to a new epoch if the last run did not close it
+    # cleanly, and stays "dirty" until every worker has stopped cleanly.
+    stores = []
     for cache in config.caches:
-        VersionStore(config.cache_dir / cache.id / "versions").close()
+        directory = config.cache_dir / cache.id / "versions"
+        directory.mkdir(parents=True, exist_ok=True)
+        store = VersionStore(directory)
+        store.publish()
+        stores.append(store)
+    return stores
 
 
 def supervise(config: ServerConfig, argv: list[str]) -> int:
     """Run ``config.workers`` workers with the command line ``argv`` until they exit."""
     check(config)
-    _prepare(config)
+    stores = _prepare(config)
     stopping: int | None = None  # the signal that asked us to stop
     failed = False
     live: dict[int, int] = {}  # pid -> worker index
@@ -130,5 +137,8 @@ def supervise(config: ServerConfig, argv: list[str]) -> int:
                 proc.stdin.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        for store in stores:
+            # (A worker that crashed may have stopped in the middle of a bump.)
+            store.close(clean=store.absorb() and not failed and not live)
     log.info("workers.stopped", failed=failed)
     return 1 if failed else 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from wirecache.cache.cache import Cache
+from wirecache.cache.versions import SHARED_FILE, VersionStore
 from wirecache.config import Address, CacheConfig
 from wirecache_postgres.classify import RULES
 
@@ -17,7 +18,13 @@ READ = b"SELECT v FROM items WHERE id = 1"
 
 
 def _cache(directory, *, shared: bool = False) -> Cache:
+    """A cache in ``directory``; with ``shared``, as one of several workers (the
+    counters published once, as the parent of ``--workers N`` does)."""
     config = CacheConfig("c", "postgres", Address("127.0.0.1", 5432), Address("127.0.0.1", 6432))
+    if shared and not (directory / "versions" / SHARED_FILE).exists():
+        parent = VersionStore(directory / "versions")
+        parent.publish()
+        parent.close()
     return Cache(
         config, RULES, directory,
         cacheable_hook=lambda **_: [], ttl_hook=lambda **_: None,
