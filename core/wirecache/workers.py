@@ -40,6 +40,7 @@ from types import FrameType
 
 import structlog
 
+from wirecache.cache.store import EntryStore
 from wirecache.cache.versions import VersionStore
 from wirecache.config import ConfigError, ServerConfig
 
@@ -63,9 +64,9 @@ def check(config: ServerConfig) -> None:
 
 
 def _prepare(config: ServerConfig) -> list[VersionStore]:
-    """Make what the workers would otherwise race to create, once, before they start;
-    returns the version stores of the caches, their counters published for the
-    workers (see VersionStore.publish)."""
+    """Make what the workers would otherwise race to create, once, before they start:
+    the L2 key filters they share, and the version stores of the caches, their
+    counters published for the workers (see VersionStore.publish), returned."""
     if any(not (c.client_tls_cert and c.client_tls_key) for c in config.caches):
         from wirecache import tls
 
@@ -74,6 +75,8 @@ def _prepare(config: ServerConfig) -> list[VersionStore]:
     # cleanly, and stays "dirty" until every worker has stopped cleanly.
     stores = []
     for cache in config.caches:
+        if cache.disk_budget > 0:
+            EntryStore.publish_filter(config.cache_dir / cache.id / "entries")
         directory = config.cache_dir / cache.id / "versions"
         directory.mkdir(parents=True, exist_ok=True)
         store = VersionStore(directory)

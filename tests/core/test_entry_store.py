@@ -6,6 +6,7 @@ import os
 import time
 
 import diskcache
+import pytest
 from wirecache.cache.keyfilter import KeyFilter
 from wirecache.cache.store import Entry, EntryStore, L2Writer
 
@@ -81,15 +82,37 @@ def test_workers_write_l2_at_the_first_hit(tmp_path):
     store.close()
 
 
-def test_workers_always_ask_l2_since_the_others_write_to_it(tmp_path):
+@pytest.mark.parametrize("published", [True, False], ids=["shared filter", "no filter"])
+def test_workers_find_what_another_worker_wrote_to_l2(tmp_path, published):
+    """Workers share the key filter the parent published: a key another worker
+    wrote is looked for, one nobody wrote costs no L2 read. Without a published
+    filter every L1 miss asks L2."""
+    if published:
+        EntryStore.publish_filter(tmp_path)
     one = EntryStore(tmp_path, 1 << 20, 1 << 24, shared=True)
     other = EntryStore(tmp_path, 1 << 20, 1 << 24, shared=True)
     key = os.urandom(16)
     other.put(key, _entry(b"from the other worker"))
     assert other.get(key) is not None  # admitted, written from the other's thread
     other.close()  # (waits for its writer)
+    one.l2.stats(enable=True)
+    for _ in range(50):
+        assert one.get(os.urandom(16)) is None
+    assert (_l2_reads(one) <= 5) == published
     assert one.get(key).payload == b"from the other worker"
     one.close()
+
+
+def test_the_published_filter_holds_what_l2_held_before(tmp_path):
+    """A single process's L2 becomes the workers' L2: the parent's filter covers it."""
+    first = EntryStore(tmp_path, 1 << 20, 1 << 24)
+    key = os.urandom(16)
+    first.put(key, _entry(b"kept"))
+    first.close()
+    EntryStore.publish_filter(tmp_path)
+    worker = EntryStore(tmp_path, 1 << 20, 1 << 24, shared=True)
+    assert worker.get(key).payload == b"kept"
+    worker.close()
 
 
 def test_the_filter_never_forgets_a_key():

@@ -8,12 +8,20 @@ random, so their own bytes give the bit positions. Keys are only ever added: a
 key deleted from L2 keeps its bits, which costs a read, never an answer.
 (A Bloom filter is a few lines; the packages that offer one bring C
 extensions or more than is needed here.)
+
+Worker processes share one filter in a mapped file (:meth:`KeyFilter.mapped`).
+Two workers setting bits of the same byte at the same instant may lose one of
+them: a key another worker just wrote is then not looked for, which costs a
+miss, never a stale answer (everything read from L2 is checked anyway).
 """
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 from collections.abc import Iterable
+from pathlib import Path
 
 #: Bits in the filter (1 MiB): about 3 % false positives at a million keys.
 BITS = 1 << 23
@@ -26,13 +34,33 @@ class KeyFilter:
 
     __slots__ = ("_bits", "_mask")
 
-    def __init__(self, keys: Iterable[bytes] = (), bits: int = BITS) -> None:
+    def __init__(
+        self, keys: Iterable[bytes] = (), bits: int = BITS, *, buffer: mmap.mmap | None = None
+    ) -> None:
         if bits & (bits - 1):
             raise ValueError("bits must be a power of two")
-        self._bits = bytearray(bits // 8)
+        self._bits: bytearray | mmap.mmap = bytearray(bits // 8) if buffer is None else buffer
         self._mask = bits - 1
         for key in keys:
             self.add(key)
+
+    @classmethod
+    def mapped(cls, path: Path) -> KeyFilter | None:
+        """The filter written to ``path`` (see :meth:`write`), shared with every
+        process that maps it; None if there is none."""
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return None
+        try:
+            if os.fstat(fd).st_size != BITS // 8:
+                return None
+            return cls(buffer=mmap.mmap(fd, BITS // 8))
+        finally:
+            os.close(fd)
+
+    def write(self, path: Path) -> None:
+        path.write_bytes(bytes(self._bits))
 
     def add(self, key: bytes) -> None:
         bits, mask = self._bits, self._mask

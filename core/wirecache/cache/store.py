@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,8 @@ log = structlog.get_logger("wirecache.cache")
 #: run (bench/README.md): the Entry object, its version and table tuples, the
 #: key and the LRU's dict node cost about 380 bytes besides the payload.
 ENTRY_OVERHEAD = 400
+#: The key filter workers share, in the L2 directory (see EntryStore.publish_filter).
+FILTER_FILE = "keys.filter"
 #: What L2 writes may hold in memory while they wait, as a share of L1's budget.
 PENDING_SHARE = 4
 #: SQLite's page cache per L2 connection (4 KiB pages; diskcache's default is 8,192,
@@ -72,6 +74,10 @@ class Entry:
     #: The version generation at which ``versions`` was last found current (see
     #: VersionStore.generation); -1: never, as for anything read from L2.
     checked: int = -1
+
+
+def _keys(disk: diskcache.Cache) -> Iterator[bytes]:
+    return (k for k in disk.iterkeys() if isinstance(k, bytes))
 
 
 def _size(entry: Entry) -> int:
@@ -267,13 +273,15 @@ class EntryStore:
         self.l1 = MemoryLRU(
             memory_budget, self._evicted if self._writer is not None and not shared else None
         )
-        #: The keys this process knows L2 may hold. Not with workers: the others
-        #: write to the same L2, so every L1 miss asks it.
-        self._in_l2 = (
-            KeyFilter(k for k in self.l2.iterkeys() if isinstance(k, bytes))
-            if self.l2 is not None and not shared
-            else None
-        )
+        #: The keys L2 may hold. Workers share one the parent wrote (see
+        #: publish_filter); without it, every L1 miss asks L2.
+        self._in_l2: KeyFilter | None = None
+        if self.l2 is not None:
+            self._in_l2 = (
+                KeyFilter.mapped(directory / FILTER_FILE)  # type: ignore[operator]
+                if shared
+                else KeyFilter(_keys(self.l2))
+            )
 
     def get(self, key: bytes) -> Entry | None:
         entry = self.l1.get(key)
@@ -296,7 +304,19 @@ class EntryStore:
             # miss cost half of a miss (SQLite), and most results read once
             # are never read again.
             entry.persisted = self._writer.set(key, entry)
+            if entry.persisted and self._in_l2 is not None:
+                self._in_l2.add(key)
         return entry
+
+    @staticmethod
+    def publish_filter(directory: Path) -> None:
+        """Write the filter of the keys in the L2 at ``directory`` for the workers to
+        share (the parent of ``--workers N``, before it starts them)."""
+        disk = diskcache.Cache(str(directory))
+        try:
+            KeyFilter(_keys(disk)).write(directory / FILTER_FILE)
+        finally:
+            disk.close()
 
     def _evicted(self, key: bytes, entry: Entry) -> None:
         """L1 pushed ``entry`` out (one process): L2 keeps it, unless it has it, it
