@@ -47,6 +47,7 @@ def test_runs_are_recognised_with_their_parse_statement_values_and_describe():
 
 _ANSWER = m.PARSE_COMPLETE + m.BIND_COMPLETE
 _DESCRIPTION = b"T" + (6).to_bytes(4, "big") + b"\0\0"  # (no columns)
+_NOTICE = m.notice_response("NOTICE", "00000", "x")
 _ROWS = b"D\0\0\0\x0b\0\x01\0\0\0\x011" * 2 + m.command_complete("SELECT 2")
 
 
@@ -63,7 +64,7 @@ _ROWS = b"D\0\0\0\x0b\0\x01\0\0\0\x011" * 2 + m.command_complete("SELECT 2")
         (m.BIND_COMPLETE + _DESCRIPTION + _ROWS, True, True, None),
         (_ANSWER + _DESCRIPTION + _ROWS[:-1], True, True, None),
         (_ANSWER + _DESCRIPTION + _ROWS + m.NO_DATA, True, True, None),
-        (_ANSWER + _DESCRIPTION + m.notice_response("NOTICE", "00000", "x") + _ROWS, True, True, None),
+        (_ANSWER + _DESCRIPTION + _NOTICE + _ROWS, True, True, None),
         (_ANSWER + _DESCRIPTION + _ROWS[:13] + m.PORTAL_SUSPENDED, True, True, None),
     ],
 )  # fmt: skip
