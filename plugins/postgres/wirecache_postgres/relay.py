@@ -122,11 +122,10 @@ class _RunFills:
     the proof that its Parse parses and its portal's description, each None when
     stored already or not in the run."""
 
-    __slots__ = ("parsed", "described", "parse", "describe")
+    __slots__ = ("run", "parse", "describe")
 
     def __init__(self, run: Run, parse: Fill | None, describe: Fill | None) -> None:
-        self.parsed = run.parse is not None
-        self.described = run.described
+        self.run = run
         self.parse = parse
         self.describe = describe
 
@@ -649,7 +648,8 @@ class Relay:
         its result in ``fill``, and the proof and description it lacked."""
         answer = fill.collected() if ok else None
         parts = (
-            split_run_answer(answer, fills.parsed, fills.described) if answer is not None
+            split_run_answer(answer, fills.run.parse is not None, fills.run.described)
+            if answer is not None
             else None
         )  # fmt: skip
         ok = parts is not None
