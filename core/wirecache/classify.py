@@ -427,12 +427,19 @@ class Classifier:
 
 
 # Plain single-quoted strings and numbers not glued to a word, a placeholder
-# or a dot.
-_LITERAL = re.compile(rb"'(?:[^']|'')*'|(?<![\w$.])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
-# Anything that makes that simple lexing unreliable: dollar quotes and
-# placeholders, backslashes, comments, prefixed strings (E'', B'', X'', U&''),
-# quoted identifiers.
-_UNLEXABLE = re.compile(rb"""[$\\"`]|--|/\*|#|\b[eEbBxXnN]'|[uU]&'""")
+# or a dot. Each alternative starts with one character of a small set, which
+# re scans for quickly; a number's left edge is checked by the lookbehind after
+# its first digit, not before every position (twice as fast as a leading
+# ``(?<![\w$.])``).
+_LITERAL = re.compile(
+    rb"'[^']*'(?:'[^']*')*|\d(?<![\w$.]\d)\d*(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])"
+)
+# What makes that simple lexing unreliable: dollar quotes and placeholders,
+# backslashes, quoted identifiers and ``#`` (single bytes, found by one
+# translate), comments, and prefixed strings (E'', B'', X'', N'', U&''),
+# found from their quote.
+_UNLEXABLE_BYTES = b'$\\"`#'
+_PREFIXED_STRING = re.compile(rb"'(?<=[eEbBxXnN]')(?<!\w..)|'(?<=[uU]&')")
 
 
 def literal_shape(text: bytes) -> bytes | None:
@@ -442,9 +449,15 @@ def literal_shape(text: bytes) -> bytes | None:
     binding) differ on every request while their classification does not:
     a literal cannot add a function call, a table or a lock. Sharing the
     memo entry by this shape pays sqlglot once per template instead of once
-    per text.
+    per text. It runs for every such text, on the hot path of pass-through
+    (about 2.5 us for a pgbench statement).
     """
-    if _UNLEXABLE.search(text):
+    if (
+        len(text.translate(None, _UNLEXABLE_BYTES)) != len(text)
+        or b"--" in text
+        or b"/*" in text
+        or _PREFIXED_STRING.search(text)
+    ):
         return None
     return b"\0shape:" + _LITERAL.sub(b"?", text)
 

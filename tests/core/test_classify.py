@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from wirecache.classify import CATALOG, Classification, Classifier, StatementKind, TxEffect
+from wirecache.classify import (
+    CATALOG,
+    Classification,
+    Classifier,
+    StatementKind,
+    TxEffect,
+    literal_shape,
+)
 from wirecache_postgres.classify import RULES
 
 
@@ -365,6 +372,85 @@ def test_a_shape_in_use_stays_in_the_memo():
     first = classifier.classify("UPDATE t SET a = a + 1 WHERE id = 0")
     for i in range(1, 20):
         assert classifier.classify(f"UPDATE t SET a = a + {i} WHERE id = {i}") is first
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("UPDATE t SET a = a + -41 WHERE id = 7;", "UPDATE t SET a = a + -5 WHERE id = 90210;"),
+        ("SELECT * FROM t WHERE n = 'it''s' AND x=1.5e3", "SELECT * FROM t WHERE n = '' AND x=2"),
+    ],
+)
+def test_texts_differing_in_literals_share_a_shape(a, b):
+    assert literal_shape(a.encode()) == literal_shape(b.encode()) is not None
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("SELECT a FROM t1", "SELECT a FROM t2"),  # digits of a name
+        ("SELECT a.1 FROM t", "SELECT a.2 FROM t"),
+    ],
+)
+def test_digits_of_names_are_not_literals(a, b):
+    assert literal_shape(a.encode()) != literal_shape(b.encode())
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT E'\\'' FROM t", "SELECT u&'x' FROM t", "SELECT 1 -- '", "SELECT /* 1 */ 2",
+     'SELECT "a1" FROM t', "SELECT $$x$$", "SELECT $1 FROM t", "SELECT x'1f'", "SELECT n'a'"],
+)  # fmt: skip
+def test_texts_the_simple_lexing_cannot_read_have_no_shape(sql):
+    assert literal_shape(sql.encode()) is None
+
+
+_SHAPE_TEMPLATES = [
+    "SELECT {c} FROM {t} WHERE {c} = {v}",
+    "SELECT {c}, {v} FROM {t} WHERE {c} IN ({v}, {v}) LIMIT {v}",
+    "SELECT {c} FROM {t} WHERE {c} > {v} FOR UPDATE",
+    "UPDATE {t} SET {c} = {c} + {v} WHERE {c} = {v};",
+    "INSERT INTO {t} ({c}) VALUES ({v})",
+    "DELETE FROM {t} WHERE {c} = -{v}",
+    "SELECT {c} FROM {t}{v}",
+    "SELECT {t}.{c}{v} FROM {t}",
+    "SELECT now() + {v} FROM {t}",
+]
+_SHAPE_NAMES = st.sampled_from(["t", "t1", "t2", "x_9", "e", "E"])
+_LITERALS = st.one_of(
+    st.integers(0, 10**12).map(str),
+    st.floats(min_value=0, allow_nan=False, allow_infinity=False).map(repr),
+    st.text(alphabet="ab' \\é1", max_size=6).map(lambda v: "'" + v.replace("'", "''") + "'"),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.data())
+def test_texts_sharing_a_shape_share_a_classification(data):
+    """The memo hands a text the verdict of another of the same shape: two texts of
+    one shape must classify alike, or a write could be missed or a read cached
+    under the wrong tables. The two texts come from one template with names and
+    literals drawn independently (names from a small set, so that shapes often
+    match)."""
+    template = data.draw(st.sampled_from(_SHAPE_TEMPLATES))
+
+    def fill() -> str:
+        text = template
+        while "{" in text:
+            head, _, rest = text.partition("{")
+            field, rest = rest[0], rest[2:]
+            value = data.draw(_LITERALS if field == "v" else _SHAPE_NAMES)
+            text = head + value + rest
+        return text
+
+    a, b = fill(), fill()
+    shape = literal_shape(a.encode())
+    if shape is None or shape != literal_shape(b.encode()):
+        return
+    classifier = Classifier(RULES)
+    first, second = classifier.classify_uncached(a), classifier.classify_uncached(b)
+    for field in ("kind", "cacheable", "reads", "writes", "tx", "changes_session"):
+        assert getattr(first, field) == getattr(second, field), (a, b, field)
 
 
 # -- robustness ---------------------------------------------------------------------
