@@ -90,11 +90,13 @@ class Classification:
     fingerprint: str = ""
     template: str = ""
     ttl: float = 0.0
+    #: True when acknowledging this statement must invalidate something. Derived
+    #: from ``writes`` once, not a property: relays read it several times for
+    #: every statement they pass through.
+    is_write: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def is_write(self) -> bool:
-        """True when acknowledging this statement must invalidate something."""
-        return self.writes is None or bool(self.writes)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_write", self.writes is None or bool(self.writes))
 
 
 @dataclass(frozen=True)
@@ -427,12 +429,19 @@ class Classifier:
 
 
 # Plain single-quoted strings and numbers not glued to a word, a placeholder
-# or a dot. Each alternative starts with one character of a small set, which
-# re scans for quickly; a number's left edge is checked by the lookbehind after
-# its first digit, not before every position (twice as fast as a leading
-# ``(?<![\w$.])``).
+# or a dot. The pattern starts with one character class so that re skips to
+# candidates quickly (an alternation of a literal and a class does not get
+# that); which literal it is, and a number's left edge, are then checked by
+# lookbehinds. About twice as fast as the plain alternation with a leading
+# ``(?<![\w$.])``.
 _LITERAL = re.compile(
-    rb"'[^']*'(?:'[^']*')*|\d(?<![\w$.]\d)\d*(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])"
+    rb"""[0-9']
+    (?:
+        (?<=') [^']*' (?:'[^']*')*                 # a string, '' inside
+      | (?<=[0-9]) (?<![\w$.][0-9])               # a number not glued on the left
+        [0-9]* (?:\.[0-9]+)? (?:[eE][-+]?[0-9]+)? (?![\w.])
+    )""",
+    re.VERBOSE,
 )
 # What makes that simple lexing unreliable: dollar quotes and placeholders,
 # backslashes, quoted identifiers and ``#`` (single bytes, found by one
@@ -454,8 +463,8 @@ def literal_shape(text: bytes) -> bytes | None:
     """
     if (
         len(text.translate(None, _UNLEXABLE_BYTES)) != len(text)
-        or b"--" in text
-        or b"/*" in text
+        or text.find(b"--") >= 0  # (``in`` tries the needle as an int first: slower)
+        or text.find(b"/*") >= 0
         or _PREFIXED_STRING.search(text)
     ):
         return None

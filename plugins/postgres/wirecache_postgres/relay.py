@@ -69,6 +69,14 @@ BIND_COMPLETE = m.BIND_COMPLETE
 CLOSE_COMPLETE = m.CLOSE_COMPLETE
 
 _Z, _E, _C = Backend.READY_FOR_QUERY, Backend.ERROR_RESPONSE, Backend.COMMAND_COMPLETE
+# Enum members read on every statement passed through: under Python 3.11 each
+# ``TxEffect.END`` goes through the enum metaclass's __getattr__ hook.
+_TX_NONE, _TX_END = TxEffect.NONE, TxEffect.END
+_KIND_READ, _KIND_SESSION, _KIND_UNKNOWN = (
+    StatementKind.READ,
+    StatementKind.SESSION,
+    StatementKind.UNKNOWN,
+)
 _ENDS_SYNC = frozenset({_Z})
 _ENDS_PARSE = frozenset({Backend.PARSE_COMPLETE})
 _ENDS_BIND = frozenset({Backend.BIND_COMPLETE})
@@ -201,7 +209,7 @@ class Unit:
         self.done: trio.Event | None = None
         self.answered = False
         #: Whether no hit may overtake it while in flight (see Relay.blocking).
-        self.blocks = stmt is not None and stmt.kind is not StatementKind.READ
+        self.blocks = stmt is not None and stmt.kind is not _KIND_READ
         #: Whether its messages are read or cut by wirecache (see _relay_batch).
         self.special = catalog is not None or portal is not None
         #: Called at an ErrorResponse in a unit that spans a whole group (see
@@ -891,7 +899,7 @@ class Relay:
         if catalog and stmt.is_write:
             self._refresh_catalog()
         self.state.statement_sent(text, stmt)
-        if stmt.kind is StatementKind.SESSION or stmt.kind is StatementKind.UNKNOWN:
+        if stmt.kind is _KIND_SESSION or stmt.kind is _KIND_UNKNOWN:
             dropped, name = deallocated(text)
             if dropped:
                 self.views.forget_statements(name)
@@ -1281,7 +1289,7 @@ class Relay:
         ):  # fmt: skip
             return False
         stmt = head.stmt
-        if stmt is not None and stmt.tx is TxEffect.END:
+        if stmt is not None and stmt.tx is _TX_END:
             return False  # (COMMIT AND CHAIN commits and leaves a transaction open)
         status = data[-1]
         if status == 0x49:  # 'I'
@@ -1291,7 +1299,7 @@ class Relay:
         return (
             stmt is None
             or not stmt.is_write
-            or (self.state.tx_status == "T" and stmt.tx is TxEffect.NONE)
+            or (self.state.tx_status == "T" and stmt.tx is _TX_NONE)
         )
 
     def _relay_batch(self, data: bytes, offsets: list[int], out: list[bytes] | None = None) -> None:
@@ -1508,9 +1516,9 @@ class Relay:
             # one of an extended-protocol group or of a multi-statement
             # text): bump again at the next idle ReadyForQuery.
             self.state.note_write(stmt)
-            if self.state.tx_status != "T" or stmt.tx is not TxEffect.NONE:
+            if self.state.tx_status != "T" or stmt.tx is not _TX_NONE:
                 self._invalidate(stmt.writes)
-        if stmt.tx is TxEffect.END and (tx := self.state.tx_writes) != frozenset():
+        if stmt.tx is _TX_END and ((tx := self.state.tx_writes) is None or tx):
             self._invalidate(tx)
 
     def _ready(self, head: Unit, status: str) -> None:
@@ -1520,7 +1528,7 @@ class Relay:
             # No CommandComplete came (an error): part of it may have run.
             self.state.note_write(stmt)
         committed = self.state.ready(status)
-        if committed != frozenset():
+        if committed is None or committed:  # (None: unknown tables, all of them)
             self._invalidate(committed)
 
     def _invalidate(self, tables: frozenset[str] | None) -> None:

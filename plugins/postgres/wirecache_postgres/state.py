@@ -23,6 +23,7 @@ IGNORED_PARAMETERS = frozenset({"application_name"})
 #: change results; every other one (``options=-c search_path=…``, a GUC sent
 #: as a startup parameter) sets session state the origin may never report.
 IGNORED_STARTUP = frozenset({"user", "database", "application_name"})
+_NOTHING: frozenset[str] = frozenset()
 
 
 class SessionState:
@@ -87,5 +88,5 @@ class SessionState:
         """
         self.tx_status = status
         if status != "I":
-            return frozenset()
+            return _NOTHING
         return self.writes.take()
